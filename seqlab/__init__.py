@@ -1,4 +1,5 @@
-"""seqlab: the reference library of the course *Sequence Models, from RNN gradients to GPT prompting*.
+"""seqlab: the reference library of the course *Sequence Models, from RNN gradients to GPT
+prompting*.
 
 One module per idea: :mod:`seqlab.rnn` (a vanilla RNN), :mod:`seqlab.gradients`
 (gradient flow and clipping), :mod:`seqlab.train` (the shared training loop),

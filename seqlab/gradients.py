@@ -5,7 +5,8 @@ Jacobians, one per step in between (Bengio et al., 1994; Pascanu et al., 2013):
 
 .. math::
 
-    \frac{\partial h_T}{\partial h_t} = \prod_{k=t+1}^{T} \operatorname{diag}(1 - h_k^2)\, W_{hh}^\top
+    \frac{\partial h_T}{\partial h_t}
+        = \prod_{k=t+1}^{T} \operatorname{diag}(1 - h_k^2)\, W_{hh}^\top
 
 For a linear RNN this is :math:`(W_{hh}^\top)^{T-t}`, whose size is governed
 by the spectral radius of :math:`W_{hh}`: below 1 it vanishes, above 1 it
@@ -84,7 +85,7 @@ def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
     """
     params = [p for p in parameters if p.grad is not None]
     clipped, total = clip_grad_norm([p.grad for p in params], max_norm)
-    for p, g in zip(params, clipped):
+    for p, g in zip(params, clipped, strict=True):
         p.grad.copy_(g)
     return total
 

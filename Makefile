@@ -1,0 +1,43 @@
+# The course's commands. The first two are all a newcomer needs:
+#   make book   build the book (executes every chapter) into _build/html
+#   make test   run the whole test suite
+# Both create .venv on first use and install the pinned stack into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# nbgrader runs alembic (and jupyter) from PATH: make it the venv's.
+export PATH := $(BIN):$(PATH)
+# Keep the course's tests and books off a GPU unless asked: CI has none.
+export MPLBACKEND := Agg
+
+.PHONY: book test release grade demo-class lint clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned to the CPU wheel this course is tested with.
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+book: venv
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	touch _build/html/.nojekyll
+
+test: venv
+	$(BIN)/ruff check seqlab tests
+	$(BIN)/python -m pytest
+
+release: venv
+	$(BIN)/python -m seqlab.course release
+
+grade: venv
+	$(BIN)/python -m seqlab.course grade $(if $(ZIP),--zip $(ZIP))
+
+demo-class: venv
+	$(BIN)/python -m seqlab.course demo-class
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,51 @@
+"""nbgrader configuration of the course.
+
+Instructors run nbgrader from the repository root (``make release``,
+``make grade``); students only need ``nbgrader validate``, which reads nothing
+from here.
+"""
+
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from seqlab.grading import RedactHiddenTests
+
+c = get_config()  # noqa: F821 -- injected by nbgrader
+
+c.CourseDirectory.course_id = "seqlab"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+# solutions/<id>/ holds the instructor's notebooks; exercises/<id>/ is the
+# student release that `nbgrader generate_assignment` writes from them.
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+# SQLite by default; a course on a hub sets SEQLAB_GRADEBOOK_URL to a
+# PostgreSQL URL (postgresql://user:pass@host/db).
+c.CourseDirectory.db_url = os.environ.get(
+    "SEQLAB_GRADEBOOK_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+)
+
+# A cell may train a small model: give it 120 s (nbgrader's default is 30 s),
+# but no more, so an infinite loop in an answer ends with a clear error.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Students who delete or edit a locked cell, a test cell or the setup cell
+# get the instructor's version back when grading.
+c.OverwriteCells.add_missing_cells = True
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Feedback goes back to students: it shows each test's pass/fail and error
+# message, but never the hidden tests' source nor tracebacks that quote it.
+c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# `make grade ZIP=...` collects a zip of LMS downloads with nbgrader zip_collect.
+# Canvas names each file  name_[LATE_]userid_submissionid_notebook[-N].ipynb ;
+# adapt this pattern to another LMS (the student id and the notebook name are
+# the two groups nbgrader needs).
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:LATE_)?\d+_\d+_(?P<file_id>[A-Za-z0-9_]+?)(?:-\d+)?\.ipynb$"
+)

@@ -1,0 +1,203 @@
+"""The instructor's commands: release exercises, grade submissions, export grades.
+
+Run from the course repository (the folder with ``nbgrader_config.py``)::
+
+    python -m seqlab.course release            # solutions/ -> exercises/
+    python -m seqlab.course grade              # submitted/ -> autograded/, feedback/, grades.csv
+    python -m seqlab.course grade --zip downloads.zip --assignment rnn_gradients
+
+``make release`` and ``make grade`` call these. Every step is the real nbgrader
+command line; this module only strings the steps together, checks what came
+in, and prints a summary an instructor can act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class CourseError(Exception):
+    """A problem the instructor can fix; printed without a traceback."""
+
+
+def _nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in the course root with this Python's tools on PATH."""
+    env = dict(os.environ)
+    # nbgrader calls alembic from PATH: make sure it finds this environment's.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check and proc.returncode != 0:
+        raise CourseError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The course root: the nearest folder at or above ``start`` with nbgrader_config.py."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "nbgrader_config.py").is_file() and (folder / "solutions").is_dir():
+            return folder
+    raise CourseError(f"no nbgrader_config.py with a solutions/ folder at or above {here}")
+
+
+def assignments(root: Path) -> list[str]:
+    """The assignment ids: one folder per chapter under solutions/."""
+    return sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def release(root: Path, ids: list[str] | None = None) -> list[Path]:
+    """Regenerate exercises/<id>/ from solutions/<id>/ with ``nbgrader generate_assignment``."""
+    written = []
+    for aid in ids or assignments(root):
+        if not (root / "solutions" / aid).is_dir():
+            raise CourseError(f"no assignment {aid!r} under solutions/ (have: {assignments(root)})")
+        _nbgrader(root, "generate_assignment", aid, "--force")
+        written.extend(sorted((root / "exercises" / aid).glob("*.ipynb")))
+    return written
+
+
+def sync_gradebook(root: Path, aid: str) -> bool:
+    """Record ``aid``'s notebooks and grade cells in the gradebook, as autograde needs.
+
+    Runs ``nbgrader generate_assignment`` into a scratch folder, so grading never
+    rewrites exercises/. Returns True when the scratch release equals
+    exercises/<aid>/ (False means exercises/ is out of date: run ``make release``).
+    """
+    with tempfile.TemporaryDirectory(prefix="seqlab-release-") as scratch:
+        _nbgrader(root, "generate_assignment", aid, "--force",
+                  f"--CourseDirectory.release_directory={scratch}")
+        fresh = Path(scratch) / aid
+        return all(
+            (root / "exercises" / aid / nb.name).is_file()
+            and (root / "exercises" / aid / nb.name).read_bytes() == nb.read_bytes()
+            for nb in fresh.glob("*.ipynb")
+        )
+
+
+def collect_zip(root: Path, zip_path: Path, aid: str) -> None:
+    """Unpack a zip of LMS downloads into submitted/<student>/<aid>/ with ``nbgrader zip_collect``.
+
+    File names follow the pattern set by ``FileNameCollectorPlugin.named_regexp``
+    in nbgrader_config.py (Canvas's ``name_[LATE_]userid_subid_notebook.ipynb``).
+    """
+    if not zip_path.is_file():
+        raise CourseError(f"zip file not found: {zip_path}")
+    archive = root / "downloaded" / aid / "archive"
+    archive.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(zip_path, archive / zip_path.name)
+    _nbgrader(root, "zip_collect", aid, "--force")
+
+
+@dataclass
+class Summary:
+    """What one grading run did, for the instructor."""
+
+    graded: list[tuple[str, str]] = field(default_factory=list)  # (assignment, student)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (assignment, student, why)
+    stale: list[str] = field(default_factory=list)  # assignments whose exercises/ differ from a release
+
+
+def submissions(root: Path, aid: str) -> list[str]:
+    """Students with a submission folder for ``aid`` under submitted/."""
+    base = root / "submitted"
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / aid).is_dir())
+
+
+def autograde(root: Path, aid: str, student: str) -> str | None:
+    """Autograde one submission; returns None on success, else the reason it failed."""
+    proc = _nbgrader(root, "autograde", aid, "--student", student, "--force", check=False)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "[AutogradeApp | ERROR]" in log:
+        lines = [ln for ln in log.splitlines() if "ERROR" in ln or "Error" in ln]
+        return (lines[-1] if lines else f"nbgrader exited with {proc.returncode}").strip()
+    return None
+
+
+def grade(root: Path, ids: list[str] | None = None) -> Summary:
+    """Autograde every submission, generate feedback and export grades.csv."""
+    summary = Summary()
+    for aid in ids or assignments(root):
+        students = submissions(root, aid)
+        if not students:
+            continue
+        if not sync_gradebook(root, aid):
+            summary.stale.append(aid)
+        for student in students:
+            why = autograde(root, aid, student)
+            if why is None:
+                summary.graded.append((aid, student))
+            else:
+                summary.failed.append((aid, student, why))
+        _nbgrader(root, "generate_feedback", aid, "--force")
+    _nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    return summary
+
+
+def read_grades(root: Path) -> list[dict[str, str]]:
+    """The rows of grades.csv as written by ``nbgrader export``."""
+    with open(root / "grades.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _print_summary(root: Path, summary: Summary) -> None:
+    for aid in summary.stale:
+        print(f"warning: exercises/{aid} differs from what solutions/{aid} releases; run make release")
+    print(f"graded {len(summary.graded)} submission(s), {len(summary.failed)} failed")
+    for aid, student, why in summary.failed:
+        print(f"  FAILED {aid} / {student}: {why}")
+    rows = read_grades(root)
+    if rows:
+        print(f"{'assignment':16} {'student':20} {'score':>7} {'max':>5}")
+        for row in rows:
+            if row["student_id"] in {student for _, student in summary.graded}:
+                print(
+                    f"{row['assignment']:16} {row['student_id']:20} "
+                    f"{float(row['score']):7.1f} {float(row['max_score']):5.0f}"
+                )
+    print(f"grades written to {root / 'grades.csv'}; feedback in {root / 'feedback'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seqlab.course", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
+    p_release.add_argument("ids", nargs="*", help="assignment ids (default: all)")
+    p_grade = sub.add_parser("grade", help="autograde submitted/, write feedback/ and grades.csv")
+    p_grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    p_grade.add_argument("--zip", type=Path, help="a zip of LMS downloads to collect first")
+    args = parser.parse_args(argv)
+    try:
+        root = find_root()
+        if args.command == "release":
+            for path in release(root, args.ids or None):
+                print(f"released {path.relative_to(root)}")
+        elif args.command == "grade":
+            if args.zip:
+                if not args.assignment or len(args.assignment) != 1:
+                    raise CourseError("--zip needs exactly one --assignment ID")
+                collect_zip(root, args.zip, args.assignment[0])
+            _print_summary(root, grade(root, args.assignment))
+    except CourseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The checks that the exercises' hidden tests use.
+
+A hidden test runs after the student's answer cells, in the same kernel, so an
+answer can try to change what the test relies on. This module is imported by
+each exercise's locked setup cell, *before* any answer cell runs, and keeps:
+
+* a snapshot of the callables of ``torch``, ``torch.Tensor``, ``numpy``,
+  ``math``, ``builtins`` and of this module; :func:`verify_untampered` fails
+  when an answer rebinds one of them (``torch.allclose = lambda *a: True``);
+* :func:`call`, which runs a student's function while a profiler watches
+  every call it makes, failing when it hands the graded computation to a
+  forbidden built-in (listed per graded function in :data:`FORBIDDEN`) or to
+  seqlab, and when it modifies its inputs;
+* :func:`assert_close`, which compares with the pristine functions and
+  refuses tensor subclasses (whose ``__torch_function__`` could lie).
+
+Adding a chapter: add one entry per graded function to :data:`FORBIDDEN`,
+naming the dotted paths of the built-ins that would do the whole job. Calls
+into seqlab are always forbidden. A hidden test then reads::
+
+    got = grading.call(student_fn, *inputs, forbid="student_fn")
+    grading.assert_close(got, expected, "what was checked")
+
+:class:`RedactHiddenTests` is the nbgrader feedback preprocessor that keeps
+hidden tests' source out of the feedback that students receive.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import inspect
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+import numpy
+import numpy.testing
+import torch
+import torch.testing
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
+
+# Built-ins that do the whole job of a graded function. Dotted paths are
+# resolved lazily; a path that does not exist in this torch version is skipped.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    # chapter 1: rnn_gradients
+    "rnn_step": (
+        "torch.rnn_tanh_cell", "torch.rnn_tanh", "torch.rnn_relu_cell", "torch.rnn_relu",
+        "torch.nn.RNNCell.forward", "torch.nn.RNN.forward",
+    ),
+    "rnn_forward": (
+        "torch.rnn_tanh_cell", "torch.rnn_tanh", "torch.rnn_relu_cell", "torch.rnn_relu",
+        "torch.nn.RNNCell.forward", "torch.nn.RNN.forward",
+    ),
+    "scale_spectral_radius": (),
+    "matrix_power_norms": (
+        "torch.linalg.matrix_power", "torch.matrix_power", "torch.Tensor.matrix_power",
+    ),
+    "clip_grad_norm": (
+        "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
+        "torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grads_with_norm_",
+        "torch.nn.utils.clip_grad.clip_grad_norm_",
+    ),
+}
+
+
+class DelegationError(AssertionError):
+    """The answer handed the graded computation to a forbidden callable."""
+
+
+class TamperingError(AssertionError):
+    """The notebook changed a function that the tests rely on."""
+
+
+_SEQLAB_DIR = os.path.dirname(os.path.abspath(__file__))
+# seqlab files an answer may run through while graded: this module (the
+# checks themselves) and the device/seed helpers.
+_SEQLAB_ALLOWED = {os.path.join(_SEQLAB_DIR, name) for name in ("grading.py", "env.py")}
+
+# What the snapshot covers: (label, object, names or None for all callables).
+# IPython rebinds a few builtins and sys hooks around every cell, so those two
+# are watched by name.
+_WATCHED = (
+    ("builtins", builtins, (
+        "abs", "all", "any", "bool", "callable", "dict", "float", "getattr", "hasattr", "id",
+        "int", "isinstance", "issubclass", "len", "list", "map", "max", "min", "next", "range",
+        "repr", "round", "set", "setattr", "sorted", "str", "sum", "tuple", "type", "zip",
+        "__import__",
+    )),
+    ("sys", sys, ("getprofile", "setprofile", "gettrace", "settrace")),
+    ("math", math, None),
+    ("torch", torch, None),
+    ("torch.Tensor", torch.Tensor, None),
+    ("torch.linalg", torch.linalg, None),
+    ("torch.nn.functional", torch.nn.functional, None),
+    ("torch.testing", torch.testing, None),
+    ("numpy", numpy, None),
+    ("numpy.linalg", numpy.linalg, None),
+    ("numpy.testing", numpy.testing, None),
+)
+
+
+def _attributes(obj, names) -> dict[str, object]:
+    if names is not None:
+        return {name: getattr(obj, name, None) for name in names}
+    return {name: value for name, value in list(vars(obj).items()) if callable(value)}
+
+
+def _make_verifier(snapshot, own_names):
+    """Build verify_untampered with the snapshot held in its closure, out of the module's way."""
+
+    def verify_untampered() -> None:
+        """Fail if a watched function or one of this module's own names was rebound."""
+        changed = []
+        for label, obj, names in _WATCHED_CONST:
+            current = _attributes(obj, names)
+            for name, original in snapshot[label].items():
+                if current.get(name) is not original:
+                    changed.append(f"{label}.{name}")
+        module_dict = sys.modules[__name__].__dict__
+        for name, original in own_names.items():
+            if module_dict.get(name) is not original:
+                changed.append(f"seqlab.grading.{name}")
+        if changed:
+            raise TamperingError(
+                "the notebook replaced functions that the tests rely on: "
+                + ", ".join(sorted(changed)[:8])
+                + ". Answers that change the course's checks earn no points."
+            )
+
+    return verify_untampered
+
+
+_WATCHED_CONST = _WATCHED
+_OWN: dict[str, object] = {}  # this module's callables, filled in at the end of the module
+verify_untampered = _make_verifier(
+    {label: _attributes(obj, names) for label, obj, names in _WATCHED}, _OWN
+)
+
+# Pristine references used by the checks below, taken before any answer runs.
+_allclose = torch.allclose
+_equal = torch.equal
+_isinstance = builtins.isinstance
+_type = builtins.type
+_getprofile, _setprofile = sys.getprofile, sys.setprofile
+_threading_setprofile = threading.setprofile
+
+
+def _resolve(path: str):
+    module_name, _, attr_path = path.partition(".")
+    obj = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            try:
+                obj = importlib.import_module(f"{obj.__name__}.{part}")
+            except (ImportError, AttributeError):
+                return None
+        else:
+            obj = getattr(obj, part)
+    return obj
+
+
+class _Forbidden:
+    """The callables one graded function may not reach, in three forms the profiler sees."""
+
+    def __init__(self, paths: Iterable[str]):
+        self.c_functions: dict[int, str] = {}  # id of a C function -> its dotted path
+        self.tensor_methods: dict[str, str] = {}  # name of a torch.Tensor method -> dotted path
+        self.codes: dict[object, str] = {}  # code object of a Python function -> dotted path
+        for path in paths:
+            obj = _resolve(path)
+            if obj is None:
+                continue
+            if path.startswith("torch.Tensor."):
+                self.tensor_methods[path.rsplit(".", 1)[1]] = path
+            elif inspect.isfunction(obj) or inspect.ismethod(obj):
+                self.codes[inspect.unwrap(obj).__code__] = path
+            else:
+                self.c_functions[id(obj)] = path
+                name = getattr(obj, "__name__", None)
+                # torch.matrix_power and Tensor.matrix_power are the same kernel
+                if name and hasattr(torch.Tensor, name):
+                    self.tensor_methods[name] = path
+
+    def match(self, frame, event: str, arg) -> str | None:
+        if event == "c_call":
+            path = self.c_functions.get(id(arg))
+            if path is None and _isinstance(getattr(arg, "__self__", None), torch.Tensor):
+                path = self.tensor_methods.get(getattr(arg, "__name__", ""))
+            return path
+        if event == "call":
+            code = frame.f_code
+            if code in self.codes:
+                return self.codes[code]
+            filename = os.path.abspath(code.co_filename)
+            if filename.startswith(_SEQLAB_DIR + os.sep) and filename not in _SEQLAB_ALLOWED:
+                return f"seqlab ({os.path.basename(filename)}: {code.co_name})"
+        return None
+
+
+def _tensors_in(value) -> list[torch.Tensor]:
+    if _isinstance(value, torch.Tensor):
+        return [value]
+    if _isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors_in(item)]
+    if _isinstance(value, dict):
+        return [t for item in value.values() for t in _tensors_in(item)]
+    return []
+
+
+def _structure(value):
+    """Identity of the containers and tensors in an argument, to see in-place edits."""
+    if _isinstance(value, (list, dict)):
+        items = value.values() if _isinstance(value, dict) else value
+        return (id(value), len(value), tuple(_structure(v) for v in items))
+    if _isinstance(value, tuple):
+        return tuple(_structure(v) for v in value)
+    return id(value)
+
+
+def call(fn: Callable, *args, forbid: str, **kwargs):
+    """Run a student's function under the grader's watch and return its result.
+
+    Fails with :class:`DelegationError` if, while running, it calls one of
+    ``FORBIDDEN[forbid]`` or any seqlab function, or switches the watch off;
+    with an AssertionError if it modifies a tensor or list it was given.
+    """
+    verify_untampered()
+    if not callable(fn):
+        raise AssertionError(f"{forbid} should be a function, got {_type(fn).__name__}")
+    forbidden = _Forbidden(FORBIDDEN.get(forbid, ()))
+    inputs = list(args) + list(kwargs.values())
+    before = [t.detach().clone() for t in _tensors_in(inputs)]
+    shape_before = _structure(inputs)
+    hits: list[str] = []
+
+    def watch(frame, event, arg):
+        path = forbidden.match(frame, event, arg)
+        if path is not None and path not in hits:
+            hits.append(path)
+
+    previous = _getprofile()
+    _setprofile(watch)
+    _threading_setprofile(watch)
+    try:
+        result = fn(*args, **kwargs)
+        still_watching = _getprofile() is watch
+    finally:
+        _setprofile(previous)
+        _threading_setprofile(None)
+    if not still_watching:
+        raise DelegationError(f"{forbid} switched off the grader's call tracking")
+    if hits:
+        raise DelegationError(
+            f"{forbid} hands its work to {', '.join(hits)}, which this exercise asks you "
+            "to write yourself; this item earns no points"
+        )
+    after = _tensors_in(inputs)
+    if _structure(inputs) != shape_before or any(
+        not _equal(a.detach(), b) for a, b in zip(after, before, strict=True)
+    ):
+        raise AssertionError(
+            f"{forbid} modified its inputs in place; it should leave them as given"
+        )
+    return result
+
+
+def assert_tensor(got, what: str, shape=None, dtype=None, device=None) -> None:
+    """Fail unless ``got`` is a plain torch.Tensor with the given shape, dtype and device."""
+    if _type(got) is not torch.Tensor:
+        raise AssertionError(f"{what}: expected a torch.Tensor, got {_type(got).__name__}")
+    if shape is not None and tuple(got.shape) != tuple(shape):
+        raise AssertionError(f"{what}: expected shape {tuple(shape)}, got {tuple(got.shape)}")
+    if dtype is not None and got.dtype != dtype:
+        raise AssertionError(f"{what}: expected dtype {dtype}, got {got.dtype}")
+    if device is not None and got.device != torch.device(device):
+        raise AssertionError(f"{what}: expected a tensor on {device}, got one on {got.device}")
+
+
+def assert_close(got, expected: torch.Tensor, what: str, rtol: float = 1e-6, atol: float = 1e-6):
+    """Fail unless ``got`` has expected's shape, dtype and device and values within tolerance."""
+    verify_untampered()
+    assert_tensor(got, what, expected.shape, expected.dtype, expected.device)
+    got, expected = got.detach(), expected.detach()
+    if not _allclose(got, expected, rtol=rtol, atol=atol):
+        diff = (got.double() - expected.double()).abs()
+        worst = diff.nan_to_num(math.inf).max().item() if diff.numel() else 0.0
+        raise AssertionError(
+            f"{what}: values differ from the expected ones (largest gap {worst:.3g})"
+        )
+
+
+def assert_equal(got, expected: torch.Tensor, what: str) -> None:
+    """Fail unless ``got`` equals ``expected`` exactly (shape, dtype, device and every bit)."""
+    verify_untampered()
+    assert_tensor(got, what, expected.shape, expected.dtype, expected.device)
+    if not _equal(got.detach(), expected.detach()):
+        raise AssertionError(f"{what}: expected exactly the given values, unchanged")
+
+
+def devices() -> list[str]:
+    """The devices a hidden test runs on: the CPU, and CUDA when this machine has it."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def random_generator(seed: int) -> torch.Generator:
+    """A private generator for hidden tests, so answers cannot predict their inputs."""
+    return torch.Generator().manual_seed(seed)
+
+
+class RedactHiddenTests(Preprocessor):
+    """nbgrader feedback preprocessor: hidden tests stay hidden.
+
+    In every test cell it removes the ``### BEGIN HIDDEN TESTS`` ...
+    ``### END HIDDEN TESTS`` region from the source and reduces error outputs
+    to ``ErrorName: message`` (an IPython traceback quotes the failing line and
+    its neighbours, which would reveal the hidden test). The grade, the
+    pass/fail mark and the message stay.
+    """
+
+    # nbconvert runs a registered preprocessor only when it is enabled
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not nbgrader.get("grade") or nbgrader.get("solution"):
+            return cell, resources
+        lines, hidden = [], False
+        for line in cell.source.split("\n"):
+            if "BEGIN HIDDEN TESTS" in line:
+                hidden = True
+            elif "END HIDDEN TESTS" in line:
+                hidden = False
+                lines.append("# (hidden tests)")
+            elif not hidden:
+                lines.append(line)
+        cell.source = "\n".join(lines)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                name, message = output.get("ename", "Error"), output.get("evalue", "")
+                output["traceback"] = [f"{name}: {message}"]
+        return cell, resources
+
+
+_OWN.update(
+    (name, value) for name, value in list(globals().items())
+    if callable(value) and not name.startswith("__")
+)
