@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def find_root(start: Path | None = None) -> Path:
 
 def assignments(root: Path) -> list[str]:
     """The assignment ids: one folder per chapter under solutions/."""
-    return sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    folders = (p for p in (root / "solutions").iterdir() if p.is_dir())
+    return sorted(p.name for p in folders if any(p.glob("*.ipynb")))
 
 
 def release(root: Path, ids: list[str] | None = None) -> list[Path]:
@@ -78,8 +80,13 @@ def sync_gradebook(root: Path, aid: str) -> bool:
     exercises/<aid>/ (False means exercises/ is out of date: run ``make release``).
     """
     with tempfile.TemporaryDirectory(prefix="seqlab-release-") as scratch:
-        _nbgrader(root, "generate_assignment", aid, "--force",
-                  f"--CourseDirectory.release_directory={scratch}")
+        _nbgrader(
+            root,
+            "generate_assignment",
+            aid,
+            "--force",
+            f"--CourseDirectory.release_directory={scratch}",
+        )
         fresh = Path(scratch) / aid
         return all(
             (root / "exercises" / aid / nb.name).is_file()
@@ -108,7 +115,9 @@ class Summary:
 
     graded: list[tuple[str, str]] = field(default_factory=list)  # (assignment, student)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (assignment, student, why)
-    stale: list[str] = field(default_factory=list)  # assignments whose exercises/ differ from a release
+    stale: list[str] = field(
+        default_factory=list
+    )  # assignments whose exercises/ differ from a release
 
 
 def submissions(root: Path, aid: str) -> list[str]:
@@ -119,31 +128,48 @@ def submissions(root: Path, aid: str) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / aid).is_dir())
 
 
-def autograde(root: Path, aid: str, student: str) -> str | None:
-    """Autograde one submission; returns None on success, else the reason it failed."""
-    proc = _nbgrader(root, "autograde", aid, "--student", student, "--force", check=False)
-    log = proc.stdout + proc.stderr
+def autograde(root: Path, aid: str, student: str, retries: int = 3) -> str | None:
+    """Autograde one submission; returns None on success, else the reason it failed.
+
+    Two graders writing to one SQLite gradebook can meet a lock; such a run is
+    simply repeated (nbgrader's --force makes a repeat idempotent).
+    """
+    for _ in range(retries):
+        proc = _nbgrader(root, "autograde", aid, "--student", student, "--force", check=False)
+        log = proc.stdout + proc.stderr
+        if "database is locked" not in log:
+            break
     if proc.returncode != 0 or "[AutogradeApp | ERROR]" in log:
-        lines = [ln for ln in log.splitlines() if "ERROR" in ln or "Error" in ln]
-        return (lines[-1] if lines else f"nbgrader exited with {proc.returncode}").strip()
+        return _reason(log, proc.returncode)
     return None
 
 
-def grade(root: Path, ids: list[str] | None = None) -> Summary:
-    """Autograde every submission, generate feedback and export grades.csv."""
+def _reason(log: str, returncode: int) -> str:
+    """The most telling line of a failed nbgrader run."""
+    for marker in ("NbGraderException:", "Error:", "ERROR"):
+        lines = [ln.strip() for ln in log.splitlines() if marker in ln]
+        if lines:
+            return lines[-1]
+    return f"nbgrader exited with {returncode}"
+
+
+def grade(root: Path, ids: list[str] | None = None, jobs: int | None = None) -> Summary:
+    """Autograde every submission (``jobs`` at a time), generate feedback, export grades.csv."""
     summary = Summary()
+    jobs = jobs or os.cpu_count() or 1
     for aid in ids or assignments(root):
         students = submissions(root, aid)
         if not students:
             continue
         if not sync_gradebook(root, aid):
             summary.stale.append(aid)
-        for student in students:
-            why = autograde(root, aid, student)
-            if why is None:
-                summary.graded.append((aid, student))
-            else:
-                summary.failed.append((aid, student, why))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            reasons = pool.map(autograde, [root] * len(students), [aid] * len(students), students)
+            for student, why in zip(students, reasons, strict=True):
+                if why is None:
+                    summary.graded.append((aid, student))
+                else:
+                    summary.failed.append((aid, student, why))
         _nbgrader(root, "generate_feedback", aid, "--force")
     _nbgrader(root, "export", "--to", str(root / "grades.csv"))
     return summary
@@ -157,7 +183,9 @@ def read_grades(root: Path) -> list[dict[str, str]]:
 
 def _print_summary(root: Path, summary: Summary) -> None:
     for aid in summary.stale:
-        print(f"warning: exercises/{aid} differs from what solutions/{aid} releases; run make release")
+        print(
+            f"warning: exercises/{aid} differs from what solutions/{aid} releases; run make release"
+        )
     print(f"graded {len(summary.graded)} submission(s), {len(summary.failed)} failed")
     for aid, student, why in summary.failed:
         print(f"  FAILED {aid} / {student}: {why}")
@@ -174,13 +202,16 @@ def _print_summary(root: Path, summary: Summary) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m seqlab.course", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m seqlab.course", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
     p_release.add_argument("ids", nargs="*", help="assignment ids (default: all)")
     p_grade = sub.add_parser("grade", help="autograde submitted/, write feedback/ and grades.csv")
     p_grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     p_grade.add_argument("--zip", type=Path, help="a zip of LMS downloads to collect first")
+    p_grade.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
     args = parser.parse_args(argv)
     try:
         root = find_root()
@@ -192,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.assignment or len(args.assignment) != 1:
                     raise CourseError("--zip needs exactly one --assignment ID")
                 collect_zip(root, args.zip, args.assignment[0])
-            _print_summary(root, grade(root, args.assignment))
+            _print_summary(root, grade(root, args.assignment, args.jobs))
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -48,20 +48,32 @@ from traitlets import Bool
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     # chapter 1: rnn_gradients
     "rnn_step": (
-        "torch.rnn_tanh_cell", "torch.rnn_tanh", "torch.rnn_relu_cell", "torch.rnn_relu",
-        "torch.nn.RNNCell.forward", "torch.nn.RNN.forward",
+        "torch.rnn_tanh_cell",
+        "torch.rnn_tanh",
+        "torch.rnn_relu_cell",
+        "torch.rnn_relu",
+        "torch.nn.RNNCell.forward",
+        "torch.nn.RNN.forward",
     ),
     "rnn_forward": (
-        "torch.rnn_tanh_cell", "torch.rnn_tanh", "torch.rnn_relu_cell", "torch.rnn_relu",
-        "torch.nn.RNNCell.forward", "torch.nn.RNN.forward",
+        "torch.rnn_tanh_cell",
+        "torch.rnn_tanh",
+        "torch.rnn_relu_cell",
+        "torch.rnn_relu",
+        "torch.nn.RNNCell.forward",
+        "torch.nn.RNN.forward",
     ),
     "scale_spectral_radius": (),
     "matrix_power_norms": (
-        "torch.linalg.matrix_power", "torch.matrix_power", "torch.Tensor.matrix_power",
+        "torch.linalg.matrix_power",
+        "torch.matrix_power",
+        "torch.Tensor.matrix_power",
     ),
     "clip_grad_norm": (
-        "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
-        "torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grads_with_norm_",
+        "torch.nn.utils.clip_grad_norm_",
+        "torch.nn.utils.clip_grad_norm",
+        "torch.nn.utils.get_total_norm",
+        "torch.nn.utils.clip_grads_with_norm_",
         "torch.nn.utils.clip_grad.clip_grad_norm_",
     ),
 }
@@ -84,12 +96,43 @@ _SEQLAB_ALLOWED = {os.path.join(_SEQLAB_DIR, name) for name in ("grading.py", "e
 # IPython rebinds a few builtins and sys hooks around every cell, so those two
 # are watched by name.
 _WATCHED = (
-    ("builtins", builtins, (
-        "abs", "all", "any", "bool", "callable", "dict", "float", "getattr", "hasattr", "id",
-        "int", "isinstance", "issubclass", "len", "list", "map", "max", "min", "next", "range",
-        "repr", "round", "set", "setattr", "sorted", "str", "sum", "tuple", "type", "zip",
-        "__import__",
-    )),
+    (
+        "builtins",
+        builtins,
+        (
+            "abs",
+            "all",
+            "any",
+            "bool",
+            "callable",
+            "dict",
+            "float",
+            "getattr",
+            "hasattr",
+            "id",
+            "int",
+            "isinstance",
+            "issubclass",
+            "len",
+            "list",
+            "map",
+            "max",
+            "min",
+            "next",
+            "range",
+            "repr",
+            "round",
+            "set",
+            "setattr",
+            "sorted",
+            "str",
+            "sum",
+            "tuple",
+            "type",
+            "zip",
+            "__import__",
+        ),
+    ),
     ("sys", sys, ("getprofile", "setprofile", "gettrace", "settrace")),
     ("math", math, None),
     ("torch", torch, None),
@@ -346,6 +389,7 @@ class RedactHiddenTests(Preprocessor):
 
 
 _OWN.update(
-    (name, value) for name, value in list(globals().items())
+    (name, value)
+    for name, value in list(globals().items())
     if callable(value) and not name.startswith("__")
 )

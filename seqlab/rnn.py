@@ -105,16 +105,22 @@ class RNN(nn.Module):
         self.directions = 2 if bidirectional else 1
         bound = hidden_size**-0.5  # torch.nn.RNN's initialisation, U(-1/sqrt(H), 1/sqrt(H))
         self.W_xh = nn.ParameterList(
-            [nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound, bound))
-             for _ in range(self.directions)]
+            [
+                nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound, bound))
+                for _ in range(self.directions)
+            ]
         )
         self.W_hh = nn.ParameterList(
-            [nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-bound, bound))
-             for _ in range(self.directions)]
+            [
+                nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-bound, bound))
+                for _ in range(self.directions)
+            ]
         )
         self.b_h = nn.ParameterList(
-            [nn.Parameter(torch.empty(hidden_size).uniform_(-bound, bound))
-             for _ in range(self.directions)]
+            [
+                nn.Parameter(torch.empty(hidden_size).uniform_(-bound, bound))
+                for _ in range(self.directions)
+            ]
         )
 
     def forward(self, xs: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:

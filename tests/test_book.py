@@ -1,0 +1,144 @@
+"""The course book: it builds without a warning and its pages show what they promise.
+
+The book is built once per test session into a temporary folder (the
+user's ``_build`` is left alone), with the same flags as ``make book``.
+Run only these tests with ``pytest -m book``.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.book
+
+REPO = Path(__file__).resolve().parents[1]
+CHAPTER = "book/rnn_gradients"
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """Build the book once: (the finished jupyter-book process, the html folder)."""
+    out = tmp_path_factory.mktemp("book")
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+               MPLBACKEND="Agg")
+    process = subprocess.run(
+        [str(bin_dir / "jupyter-book"), "build", str(REPO), "--path-output", str(out),
+         "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True, text=True, env=env, timeout=1800,
+    )
+    return process, out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def html_dir(build) -> Path:
+    process, html = build
+    if process.returncode != 0:
+        pytest.fail(f"the book did not build:\n{process.stdout[-4000:]}\n{process.stderr[-4000:]}")
+    return html
+
+
+@pytest.fixture(scope="session")
+def pages(html_dir) -> dict[str, str]:
+    """Every HTML page of the build, by its path relative to the html folder."""
+    return {
+        str(path.relative_to(html_dir)): path.read_text(encoding="utf-8")
+        for path in html_dir.rglob("*.html")
+    }
+
+
+@pytest.fixture(scope="session")
+def chapter(html_dir) -> str:
+    return (html_dir / f"{CHAPTER}.html").read_text(encoding="utf-8")
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+    stack = list(toc.get("chapters", [])) + [
+        chapter for part in toc.get("parts", []) for chapter in part.get("chapters", [])
+    ]
+    while stack:
+        entry = stack.pop(0)
+        if "file" in entry:
+            files.append(entry["file"])
+        stack.extend(entry.get("sections", []))
+    return files
+
+
+def test_book_builds_without_warnings(build):
+    process, _ = build
+    assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-4000:]
+    assert "WARNING" not in process.stdout + process.stderr
+
+
+def test_every_page_in_the_toc_becomes_an_html_page(html_dir):
+    files = _toc_files()
+    assert CHAPTER in files and "book/bibliography" in files
+    missing = [f for f in files if not (html_dir / f"{f}.html").is_file()]
+    assert missing == []
+
+
+def test_chapter_shows_its_figures_with_alt_text(html_dir, chapter):
+    images = re.findall(r'<img alt="([^"]+)" class="[^"]*" src="(\.\./_images/[^"]+\.png)"', chapter)
+    assert len(images) >= 4, "the chapter should show its four figures"
+    for alt, src in images:
+        assert len(alt) > 20, f"{src} needs an alt text that describes it, not {alt!r}"
+        assert (html_dir / "book" / src).resolve().is_file(), f"{src} is missing from the build"
+    assert len(re.findall(r'<figure [^>]*id="fig-', chapter)) >= 4
+
+
+def test_chapter_shows_the_explorer_as_a_javascript_player(chapter):
+    assert 'class="anim-slider"' in chapter
+    frames = re.findall(r'frames\[\d+\] = "data:image/png;base64,', chapter)
+    assert len(frames) >= 10, "the player should hold one precomputed frame per rho"
+    assert re.search(r'<img alt="[^"]+" id="_anim_img', chapter)
+    # the live widget's view has no kernel in a static page: it must not be rendered
+    assert 'type="application/vnd.jupyter.widget-view+json"' not in chapter
+
+
+def test_no_page_loads_widget_javascript_from_a_cdn(pages):
+    for name, html in pages.items():
+        external = re.findall(r'<script[^>]*\bsrc="(https?://[^"]+)"', html)
+        widget_js = [src for src in external
+                     if re.search(r"require(\.min)?\.js|jupyter-widgets|html-manager|embed-amd",
+                                  src)]
+        assert widget_js == [], f"{name} loads widget JavaScript from a CDN: {widget_js}"
+
+
+def test_no_page_shows_unrendered_glue(pages):
+    for name, html in pages.items():
+        assert "{glue" not in html, f"{name} shows a glue role that was not rendered"
+
+
+def test_chapter_prose_quotes_numbers_computed_by_the_page(chapter):
+    pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', chapter)
+    assert len(pasted) >= 40
+    assert all(text.strip() for text in pasted)
+
+
+def test_no_page_reveals_solutions_hidden_tests_or_nbgrader_metadata(pages):
+    forbidden = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+                 "### BEGIN", "### END", '"nbgrader"', "&quot;nbgrader&quot;", "grade_id"]
+    for name, html in pages.items():
+        found = [marker for marker in forbidden if marker in html]
+        assert found == [], f"{name} contains {found}"
+
+
+def test_chapter_links_the_downloadable_exercise_notebook(html_dir, chapter):
+    links = re.findall(r'href="(\.\./_downloads/[^"]+/rnn_gradients\.ipynb)"', chapter)
+    assert links, "the chapter should link its exercise notebook for download"
+    assert (html_dir / "book" / links[0]).resolve().is_file()
+    assert "nbgrader validate rnn_gradients.ipynb" in chapter
+
+
+def test_chapter_citations_point_to_the_bibliography(chapter, pages):
+    assert re.search(r'href="bibliography\.html#id\d+"', chapter)
+    bibliography = pages["book/bibliography.html"]
+    for author in ("Pascanu", "Bengio", "Hochreiter", "Schuster"):
+        assert author in bibliography

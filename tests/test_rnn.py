@@ -1,0 +1,81 @@
+"""seqlab.rnn against torch.nn.RNN: same weights, float64, forward and gradients."""
+
+import pytest
+import torch
+
+from seqlab.rnn import RNN, rnn_forward, rnn_step
+
+pytestmark = pytest.mark.rnn_gradients
+
+
+def _torch_rnn(D, H, bidirectional=False, nonlinearity="tanh", seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.RNN(
+        D, H, batch_first=True, bidirectional=bidirectional, nonlinearity=nonlinearity
+    ).double()
+
+
+@pytest.mark.parametrize("B,T,D,H", [(1, 1, 1, 1), (3, 7, 4, 5), (2, 20, 3, 8)])
+def test_rnn_forward_matches_torch_nn_rnn(B, T, D, H):
+    ref = _torch_rnn(D, H)
+    xs = torch.randn(B, T, D, dtype=torch.float64)
+    h0 = torch.randn(1, B, H, dtype=torch.float64)
+    want, _ = ref(xs, h0)
+    W_xh, W_hh = ref.weight_ih_l0.T, ref.weight_hh_l0.T
+    got = rnn_forward(xs, h0[0], W_xh, W_hh, ref.bias_ih_l0 + ref.bias_hh_l0)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_rnn_step_is_one_step_of_torch_rnn_cell():
+    cell = torch.nn.RNNCell(4, 6).double()
+    x, h = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64)
+    got = rnn_step(x, h, cell.weight_ih.T, cell.weight_hh.T, cell.bias_ih + cell.bias_hh)
+    torch.testing.assert_close(got, cell(x, h), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_rnn_module_matches_torch_forward_and_gradients(bidirectional):
+    ref = _torch_rnn(3, 5, bidirectional=bidirectional)
+    ours = RNN(3, 5, bidirectional=bidirectional).double().load_from_torch(ref)
+    xs = torch.randn(4, 9, 3, dtype=torch.float64, requires_grad=True)
+    want, _ = ref(xs)
+    got = ours(xs)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    weights = torch.randn_like(want)
+    (g_want,) = torch.autograd.grad((want * weights).sum(), xs)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), xs)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-6, atol=1e-6)
+    (gw_want,) = torch.autograd.grad((ref(xs)[0] * weights).sum(), ref.weight_hh_l0)
+    (gw_got,) = torch.autograd.grad((ours(xs) * weights).sum(), ours.W_hh[0])
+    torch.testing.assert_close(gw_got, gw_want.T, rtol=1e-6, atol=1e-6)
+
+
+def test_linear_rnn_matches_torch_with_identity_nonlinearity_by_hand():
+    xs = torch.randn(2, 5, 3, dtype=torch.float64)
+    W_xh, W_hh = torch.randn(3, 4, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+    h = torch.zeros(2, 4, dtype=torch.float64)
+    for t in range(5):
+        h = xs[:, t] @ W_xh + h @ W_hh + b
+    hs = rnn_forward(xs, torch.zeros(2, 4, dtype=torch.float64), W_xh, W_hh, b, "linear")
+    torch.testing.assert_close(hs[:, -1], h, rtol=1e-12, atol=1e-12)
+
+
+def test_rnn_forward_passes_gradcheck_in_float64():
+    xs = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    W_xh = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    W_hh = (0.5 * torch.randn(3, 3, dtype=torch.float64)).requires_grad_(True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(rnn_forward, (xs, h0, W_xh, W_hh, b))
+
+
+def test_rnn_keeps_float32_and_rejects_wrong_shapes_with_a_clear_message():
+    rnn = RNN(3, 4)
+    assert rnn(torch.randn(2, 5, 3)).dtype == torch.float32
+    with pytest.raises(ValueError, match=r"xs should have 3 dimensions, got shape \(5, 3\)"):
+        rnn(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="expected 3 input features, got 2"):
+        rnn(torch.randn(2, 5, 2))
+    with pytest.raises(ValueError, match="nonlinearity should be one of"):
+        RNN(3, 4, nonlinearity="relu6")

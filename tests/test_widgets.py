@@ -1,0 +1,122 @@
+"""seqlab.widgets: the spectral-radius explorer, live in Jupyter and a player in the book."""
+
+import base64
+import re
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import pytest
+
+from seqlab.widgets import SpectralRadiusExplorer, offline_jshtml, spectral_radius_explorer
+
+pytestmark = pytest.mark.rnn_gradients
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def explorer() -> SpectralRadiusExplorer:
+    return spectral_radius_explorer(rhos=(0.5, 1.0, 2.0), steps=12, hidden_size=8)
+
+
+@pytest.fixture(scope="module")
+def bundle(explorer) -> dict:
+    return explorer._repr_mimebundle_()
+
+
+def _frames(html: str) -> list[bytes]:
+    """The PNG frames that matplotlib's player embeds, decoded, in order."""
+    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
+    ordered = sorted(found, key=lambda match: int(match[0]))
+    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
+
+
+def test_mime_bundle_offers_the_live_widget_and_a_static_html_fallback(explorer, bundle):
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    assert bundle[WIDGET_VIEW]["model_id"] == explorer.widget().model_id
+    assert bundle[WIDGET_VIEW]["version_major"] == 2
+    assert "SpectralRadiusExplorer" in bundle["text/plain"]
+
+
+def test_html_fallback_is_a_player_with_one_png_frame_per_rho(explorer, bundle):
+    html = bundle["text/html"]
+    assert 'class="anim-slider"' in html and "anim-buttons" in html
+    frames = _frames(html)
+    assert len(frames) == len(explorer.rhos)
+    assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
+
+
+def test_html_fallback_frames_differ_between_rho_values(bundle):
+    frames = _frames(bundle["text/html"])
+    assert len(set(frames)) == len(frames)
+
+
+def test_html_fallback_loads_nothing_from_the_network(bundle):
+    html = bundle["text/html"]
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html
+    assert 'class="fa ' not in html  # Font Awesome icons need its stylesheet
+    assert re.findall(r"<script[^>]*\bsrc=", html) == []
+
+
+def test_html_fallback_frame_image_has_alt_text(bundle):
+    img = re.search(r'<img [^>]*id="_anim_img[^>]*>', bundle["text/html"]).group(0)
+    assert re.search(r'alt="[^"]*spectral radius[^"]*"', img)
+
+
+def test_html_fallback_is_computed_once(explorer, bundle):
+    assert explorer.to_html() is bundle["text/html"]
+
+
+def test_live_widget_is_a_slider_over_rho_and_an_image(explorer):
+    box = explorer.widget()
+    slider, image = box.children
+    assert isinstance(slider, ipywidgets.FloatSlider) and isinstance(image, ipywidgets.Image)
+    assert (slider.min, slider.max) == (0.5, 2.0)
+    assert slider.value == 1.0
+    assert bytes(image.value).startswith(PNG_SIGNATURE)
+
+
+def test_moving_the_slider_redraws_the_image(explorer):
+    slider, image = explorer.widget().children
+    before = bytes(image.value)
+    slider.value = 2.0
+    assert bytes(image.value) != before
+    assert bytes(image.value) == explorer.png(2.0)
+    slider.value = 1.0
+
+
+def test_explorer_curves_vanish_below_the_edge_and_explode_above_it(explorer):
+    low, high = explorer.curves(0.5), explorer.curves(2.0)
+    far = explorer.steps - 1
+    for name in low:  # the linear RNN and the tanh RNN with small inputs
+        assert low[name][0] == pytest.approx(1.0)
+        assert low[name][far] < 0.01, name
+        assert high[name][far] > 1, name
+
+
+def test_explorer_leaves_no_pyplot_figures_behind():
+    before = plt.get_fignums()
+    small = spectral_radius_explorer(rhos=(0.9, 1.1), steps=5, hidden_size=4)
+    small._repr_mimebundle_()
+    small.png(1.1)
+    assert plt.get_fignums() == before
+
+
+def test_explorer_rejects_fewer_than_two_rho_values():
+    with pytest.raises(ValueError, match=r"at least 2 values, got \[1.0\]"):
+        SpectralRadiusExplorer(rhos=(1.0,))
+
+
+def test_offline_jshtml_removes_the_cdn_stylesheet_and_replaces_icons():
+    html = (
+        '<link rel="stylesheet"\nhref="https://maxcdn.bootstrapcdn.com/font-awesome/4.4.0/'
+        'css/font-awesome.min.css">\n<img id="_anim_img1">'
+        '<button title="Play"><i class="fa fa-play"></i></button>'
+        '<button title="Play backwards"><i class="fa fa-play fa-flip-horizontal"></i></button>'
+    )
+    out = offline_jshtml(html, alt='frames "for" a & b')
+    assert "font-awesome" not in out and "<i " not in out
+    assert "\u25b6" in out and "\u25c0" in out
+    assert '<img alt="frames &quot;for&quot; a &amp; b" id="_anim_img1">' in out
