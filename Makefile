@@ -17,7 +17,6 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned to the CPU wheel this course is tested with.
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
@@ -33,8 +32,11 @@ test: venv
 release: venv
 	$(BIN)/python -m seqlab.course release
 
+# make grade [ZIP=downloads.zip ASSIGNMENT=id] [JOBS=n] [REGRADE=1]
 grade: venv
-	$(BIN)/python -m seqlab.course grade $(if $(ZIP),--zip $(ZIP))
+	$(BIN)/python -m seqlab.course grade $(if $(ZIP),--zip $(ZIP)) \
+		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
+		$(if $(REGRADE),--regrade)
 
 demo-class: venv
 	$(BIN)/python -m seqlab.course demo-class

@@ -115,9 +115,10 @@ class Summary:
 
     graded: list[tuple[str, str]] = field(default_factory=list)  # (assignment, student)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (assignment, student, why)
-    stale: list[str] = field(
-        default_factory=list
-    )  # assignments whose exercises/ differ from a release
+    # graded by an earlier run and not resubmitted since: (assignment, student)
+    unchanged: list[tuple[str, str]] = field(default_factory=list)
+    # assignments whose exercises/ differ from what solutions/ releases
+    stale: list[str] = field(default_factory=list)
 
 
 def submissions(root: Path, aid: str) -> list[str]:
@@ -126,6 +127,20 @@ def submissions(root: Path, aid: str) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if (p / aid).is_dir())
+
+
+def is_graded(root: Path, aid: str, student: str) -> bool:
+    """True when every submitted notebook has an autograded copy at least as new as it.
+
+    A run that was interrupted leaves the unfinished submissions without one, so
+    grading again resumes where it stopped; a resubmission is graded again.
+    """
+    submitted = sorted((root / "submitted" / student / aid).glob("*.ipynb"))
+    graded = root / "autograded" / student / aid
+    return bool(submitted) and all(
+        (graded / nb.name).is_file() and (graded / nb.name).stat().st_mtime >= nb.stat().st_mtime
+        for nb in submitted
+    )
 
 
 def autograde(root: Path, aid: str, student: str, retries: int = 3) -> str | None:
@@ -153,12 +168,18 @@ def _reason(log: str, returncode: int) -> str:
     return f"nbgrader exited with {returncode}"
 
 
-def grade(root: Path, ids: list[str] | None = None, jobs: int | None = None) -> Summary:
-    """Autograde every submission (``jobs`` at a time), generate feedback, export grades.csv."""
+def grade(
+    root: Path, ids: list[str] | None = None, jobs: int | None = None, regrade: bool = False
+) -> Summary:
+    """Autograde new and changed submissions (``jobs`` at a time), then generate
+    feedback and export grades.csv. ``regrade`` grades every submission again;
+    nbgrader keeps the manual grades either way."""
     summary = Summary()
     jobs = jobs or os.cpu_count() or 1
     for aid in ids or assignments(root):
-        students = submissions(root, aid)
+        everyone = submissions(root, aid)
+        students = [s for s in everyone if regrade or not is_graded(root, aid, s)]
+        summary.unchanged.extend((aid, s) for s in everyone if s not in students)
         if not students:
             continue
         if not sync_gradebook(root, aid):
@@ -186,14 +207,17 @@ def _print_summary(root: Path, summary: Summary) -> None:
         print(
             f"warning: exercises/{aid} differs from what solutions/{aid} releases; run make release"
         )
-    print(f"graded {len(summary.graded)} submission(s), {len(summary.failed)} failed")
+    print(
+        f"graded {len(summary.graded)} submission(s), {len(summary.failed)} failed, "
+        f"{len(summary.unchanged)} unchanged since they were graded"
+    )
     for aid, student, why in summary.failed:
         print(f"  FAILED {aid} / {student}: {why}")
     rows = read_grades(root)
     if rows:
         print(f"{'assignment':16} {'student':20} {'score':>7} {'max':>5}")
         for row in rows:
-            if row["student_id"] in {student for _, student in summary.graded}:
+            if row["student_id"] in {s for _, s in summary.graded + summary.unchanged}:
                 print(
                     f"{row['assignment']:16} {row['student_id']:20} "
                     f"{float(row['score']):7.1f} {float(row['max_score']):5.0f}"
@@ -212,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p_grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     p_grade.add_argument("--zip", type=Path, help="a zip of LMS downloads to collect first")
     p_grade.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
+    p_grade.add_argument("--regrade", action="store_true", help="grade unchanged submissions again")
     args = parser.parse_args(argv)
     try:
         root = find_root()
@@ -223,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.assignment or len(args.assignment) != 1:
                     raise CourseError("--zip needs exactly one --assignment ID")
                 collect_zip(root, args.zip, args.assignment[0])
-            _print_summary(root, grade(root, args.assignment, args.jobs))
+            _print_summary(root, grade(root, args.assignment, args.jobs, args.regrade))
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
