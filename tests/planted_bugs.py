@@ -1,19 +1,24 @@
 """Plausible wrong answers for each graded function, to prove the hidden tests catch them.
 
-Each entry is the full source a student might put in the answer cell. Every
-one must lose that cell's points under the real autograder. They are written
-self-contained (no call to another answer), so a bug only affects its own cell.
+PLANTED[assignment][function][bug] is the full source a student might put in
+that function's answer cell; every one must lose that cell's points under the
+real autograder. They are self-contained (no call to another answer), so a bug
+only affects its own cell. WRONG[assignment][function] is an answer that runs
+and returns the right type but wrong values: the tampering tests pair it with
+code that rebinds the checks.
+
+A new chapter adds its dictionaries under its assignment id.
 """
 
 RNN_STEP = {
-    "delegates_to_nn_rnncell": '''
+    "delegates_to_nn_rnncell": """
 def rnn_step(x_t, h_prev, W_xh, W_hh, b_h):
     cell = torch.nn.RNNCell(W_xh.shape[0], W_xh.shape[1]).to(x_t)
     with torch.no_grad():
         cell.weight_ih.copy_(W_xh.T); cell.weight_hh.copy_(W_hh.T)
         cell.bias_ih.copy_(b_h); cell.bias_hh.zero_()
     return cell(x_t, h_prev)
-''',
+""",
     "recurrent_weights_transposed": """
 def rnn_step(x_t, h_prev, W_xh, W_hh, b_h):
     return torch.tanh(x_t @ W_xh + h_prev @ W_hh.T + b_h)
@@ -51,14 +56,14 @@ def rnn_step(x_t, h_prev, W_xh, W_hh, b_h):
 }
 
 RNN_FORWARD = {
-    "iterates_over_batch_not_time": '''
+    "iterates_over_batch_not_time": """
 def rnn_forward(xs, h0, W_xh, W_hh, b_h):
     h, hs = h0, []
     for x_t in xs:
         h = torch.tanh(x_t[-1] @ W_xh + h @ W_hh + b_h)
         hs.append(h)
     return torch.stack(hs, dim=1)
-''',
+""",
     "returns_only_last_state": """
 def rnn_forward(xs, h0, W_xh, W_hh, b_h):
     h = h0
@@ -124,10 +129,10 @@ def rnn_forward(xs, h0, W_xh, W_hh, b_h):
 }
 
 SCALE_SPECTRAL_RADIUS = {
-    "largest_absolute_real_part": '''
+    "largest_absolute_real_part": """
 def scale_spectral_radius(W, rho):
     return W * (rho / torch.linalg.eigvals(W).real.abs().max())
-''',
+""",
     "largest_real_part": """
 def scale_spectral_radius(W, rho):
     return W * (rho / torch.linalg.eigvals(W).real.max())
@@ -161,30 +166,30 @@ def scale_spectral_radius(W, rho):
 }
 
 MATRIX_POWER_NORMS = {
-    "torch_norm_p2_is_frobenius_for_matrices": '''
+    "torch_norm_p2_is_frobenius_for_matrices": """
 def matrix_power_norms(W, steps):
     P, out = W, []
     for _ in range(steps):
         out.append(torch.norm(P, p=2))
         P = P @ W
     return torch.stack(out)
-''',
-    "matrix_norm_default_ord": '''
+""",
+    "matrix_norm_default_ord": """
 def matrix_power_norms(W, steps):
     P, out = W, []
     for _ in range(steps):
         out.append(torch.linalg.matrix_norm(P))
         P = P @ W
     return torch.stack(out)
-''',
-    "squares_each_time": '''
+""",
+    "squares_each_time": """
 def matrix_power_norms(W, steps):
     P, out = W, []
     for _ in range(steps):
         out.append(torch.linalg.matrix_norm(P, ord=2))
         P = P @ P
     return torch.stack(out)
-''',
+""",
     "starts_at_identity": """
 def matrix_power_norms(W, steps):
     P, out = torch.eye(W.shape[0], dtype=W.dtype, device=W.device), []
@@ -231,19 +236,19 @@ def matrix_power_norms(W, steps):
 }
 
 CLIP_GRAD_NORM = {
-    "min_one_like_torch": '''
+    "min_one_like_torch": """
 def clip_grad_norm(grads, max_norm):
     total = torch.sqrt(sum((g ** 2).sum() for g in grads))
     scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     return [g * scale for g in grads], total
-''',
-    "forgets_the_sqrt": '''
+""",
+    "forgets_the_sqrt": """
 def clip_grad_norm(grads, max_norm):
     total = sum((g ** 2).sum() for g in grads)
     if total > max_norm:
         return [g * (max_norm / (total + 1e-6)) for g in grads], total
     return [g.clone() for g in grads], total
-''',
+""",
     "clips_each_tensor_separately": """
 def clip_grad_norm(grads, max_norm):
     total = torch.sqrt(sum((g ** 2).sum() for g in grads))
@@ -312,9 +317,23 @@ def clip_grad_norm(grads, max_norm):
 }
 
 PLANTED = {
-    "rnn_step": RNN_STEP,
-    "rnn_forward": RNN_FORWARD,
-    "scale_spectral_radius": SCALE_SPECTRAL_RADIUS,
-    "matrix_power_norms": MATRIX_POWER_NORMS,
-    "clip_grad_norm": CLIP_GRAD_NORM,
+    "rnn_gradients": {
+        "rnn_step": RNN_STEP,
+        "rnn_forward": RNN_FORWARD,
+        "scale_spectral_radius": SCALE_SPECTRAL_RADIUS,
+        "matrix_power_norms": MATRIX_POWER_NORMS,
+        "clip_grad_norm": CLIP_GRAD_NORM,
+    },
+}
+
+WRONG = {
+    "rnn_gradients": {
+        "rnn_step": "def rnn_step(x_t, h_prev, W_xh, W_hh, b_h):\n    return h_prev * 0",
+        "rnn_forward": "def rnn_forward(xs, h0, W_xh, W_hh, b_h):\n"
+        "    return h0.unsqueeze(1).repeat(1, xs.shape[1], 1) * 0",
+        "scale_spectral_radius": "def scale_spectral_radius(W, rho):\n    return W * 0",
+        "matrix_power_norms": "def matrix_power_norms(W, steps):\n    return W.new_ones(steps)",
+        "clip_grad_norm": "def clip_grad_norm(grads, max_norm):\n"
+        "    return [g * 0 for g in grads], grads[0].sum() * 0",
+    },
 }
