@@ -10,7 +10,7 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades
 
-from seqlab.grading import RedactHiddenTests
+from seqlab.course import RedactHiddenTests
 
 c = get_config()  # noqa: F821 -- injected by nbgrader
 
@@ -26,10 +26,23 @@ c.CourseDirectory.db_url = os.environ.get(
     "SEQLAB_GRADEBOOK_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
 )
 
-# A cell may train a small model: give it 120 s (nbgrader's default is 30 s),
+# A cell may train a small model: give it 60 s (nbgrader's default is 30 s),
 # but no more, so an infinite loop in an answer ends with a clear error.
-c.Execute.timeout = 120
+# SEQLAB_CELL_TIMEOUT overrides it (seconds).
+c.Execute.timeout = int(os.environ.get("SEQLAB_CELL_TIMEOUT", "60"))
 c.Execute.interrupt_on_timeout = True
+
+# Grading kernels get a memory ceiling, so that an answer that allocates far
+# more than the machine has fails with MemoryError instead of taking the
+# machine (and every other student's grading) down. SEQLAB_GRADING_MEMORY_GB
+# sets it; 0 turns it off. It limits the kernel's heap (RLIMIT_DATA), which
+# PyTorch's CPU allocations count against.
+_memory = int(float(os.environ.get("SEQLAB_GRADING_MEMORY_GB", "4")) * 2**30)
+if _memory > 0:
+    c.Execute.extra_arguments = [
+        "--IPKernelApp.exec_lines=import resource; "
+        f"resource.setrlimit(resource.RLIMIT_DATA, ({_memory}, {_memory}))"
+    ]
 
 # Students who delete or edit a locked cell, a test cell or the setup cell
 # get the instructor's version back when grading.

@@ -17,30 +17,85 @@ import argparse
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 
 class CourseError(Exception):
     """A problem the instructor can fix; printed without a traceback."""
 
 
-def _nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+class RedactHiddenTests(Preprocessor):
+    """nbgrader feedback preprocessor: hidden tests stay hidden.
+
+    In every test cell it removes the ``### BEGIN HIDDEN TESTS`` ...
+    ``### END HIDDEN TESTS`` region from the source and reduces error outputs
+    to ``ErrorName: message`` (an IPython traceback quotes the failing line and
+    its neighbours, which would reveal the hidden test). The grade, the
+    pass/fail mark and the message stay.
+    """
+
+    # nbconvert runs a registered preprocessor only when it is enabled
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not nbgrader.get("grade") or nbgrader.get("solution"):
+            return cell, resources
+        lines, hidden = [], False
+        for line in cell.source.split("\n"):
+            if "BEGIN HIDDEN TESTS" in line:
+                hidden = True
+            elif "END HIDDEN TESTS" in line:
+                hidden = False
+                lines.append("# (hidden tests)")
+            elif not hidden:
+                lines.append(line)
+        cell.source = "\n".join(lines)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                name, message = output.get("ename", "Error"), output.get("evalue", "")
+                output["traceback"] = [f"{name}: {message}"]
+        return cell, resources
+
+
+# The most one submission may take to grade, all cells together (seconds).
+SUBMISSION_LIMIT = float(os.environ.get("SEQLAB_SUBMISSION_LIMIT", "900"))
+
+
+def _nbgrader(
+    root: Path, *args: str, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """Run one nbgrader command in the course root with this Python's tools on PATH."""
     env = dict(os.environ)
     # nbgrader calls alembic from PATH: make sure it finds this environment's.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run(
+    # A session of its own, so that a timeout stops the kernel nbgrader started too.
+    with subprocess.Popen(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=root,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )
+        start_new_session=True,
+    ) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     if check and proc.returncode != 0:
         raise CourseError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
     return proc
@@ -115,6 +170,7 @@ class Summary:
 
     graded: list[tuple[str, str]] = field(default_factory=list)  # (assignment, student)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (assignment, student, why)
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # graded, with a remark
     # graded by an earlier run and not resubmitted since: (assignment, student)
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     # assignments whose exercises/ differ from what solutions/ releases
@@ -143,29 +199,60 @@ def is_graded(root: Path, aid: str, student: str) -> bool:
     )
 
 
-def autograde(root: Path, aid: str, student: str, retries: int = 3) -> str | None:
-    """Autograde one submission; returns None on success, else the reason it failed.
+def autograde(
+    root: Path, aid: str, student: str, retries: int = 3, limit: float = SUBMISSION_LIMIT
+) -> tuple[str | None, str | None]:
+    """Autograde one submission; returns (why it failed or None, a note or None).
 
-    Two graders writing to one SQLite gradebook can meet a lock; such a run is
-    simply repeated (nbgrader's --force makes a repeat idempotent).
+    It counts as graded when nbgrader wrote a fresh autograded notebook, even if
+    some cells failed or were stopped at their time limit (those lose their
+    points). Two graders writing to one SQLite gradebook can meet a lock; such a
+    run is repeated (nbgrader's --force makes a repeat idempotent). A submission
+    still running after ``limit`` seconds is stopped, kernel included.
     """
     for _ in range(retries):
-        proc = _nbgrader(root, "autograde", aid, "--student", student, "--force", check=False)
+        started = time.time()
+        try:
+            proc = _nbgrader(
+                root, "autograde", aid, "--student", student, "--force", check=False, timeout=limit
+            )
+        except subprocess.TimeoutExpired:
+            return f"stopped after {limit:.0f} s (every cell has its own limit too)", None
         log = proc.stdout + proc.stderr
         if "database is locked" not in log:
             break
-    if proc.returncode != 0 or "[AutogradeApp | ERROR]" in log:
-        return _reason(log, proc.returncode)
-    return None
+    note = (
+        "a cell ran past its time limit and was stopped" if "Interrupting kernel" in log else None
+    )
+    if proc.returncode == 0 and _graded_since(root, aid, student, started):
+        return None, note
+    return _reason(log, proc.returncode), note
+
+
+def _graded_since(root: Path, aid: str, student: str, started: float) -> bool:
+    graded = list((root / "autograded" / student / aid).glob("*.ipynb"))
+    return bool(graded) and all(nb.stat().st_mtime >= started - 1 for nb in graded)
 
 
 def _reason(log: str, returncode: int) -> str:
     """The most telling line of a failed nbgrader run."""
+    for known, why in _KNOWN_FAILURES:
+        if known in log:
+            return why
     for marker in ("NbGraderException:", "Error:", "ERROR"):
         lines = [ln.strip() for ln in log.splitlines() if marker in ln]
         if lines:
             return lines[-1]
     return f"nbgrader exited with {returncode}"
+
+
+_KNOWN_FAILURES = (
+    ("Kernel died", "the kernel died while running the notebook (for example os._exit or a crash)"),
+    ("JSONDecodeError", "the submitted file is not a valid notebook (not JSON)"),
+    ("NotJSONError", "the submitted file is not a valid notebook (not JSON)"),
+    ("No notebooks found", "no notebook with the released name was submitted"),
+    ("No notebooks were matched", "no notebook with the released name was submitted"),
+)
 
 
 def grade(
@@ -186,11 +273,13 @@ def grade(
             summary.stale.append(aid)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             reasons = pool.map(autograde, [root] * len(students), [aid] * len(students), students)
-            for student, why in zip(students, reasons, strict=True):
+            for student, (why, note) in zip(students, reasons, strict=True):
                 if why is None:
                     summary.graded.append((aid, student))
                 else:
                     summary.failed.append((aid, student, why))
+                if note:
+                    summary.notes.append((aid, student, note))
         _nbgrader(root, "generate_feedback", aid, "--force")
     _nbgrader(root, "export", "--to", str(root / "grades.csv"))
     return summary
@@ -212,7 +301,9 @@ def _print_summary(root: Path, summary: Summary) -> None:
         f"{len(summary.unchanged)} unchanged since they were graded"
     )
     for aid, student, why in summary.failed:
-        print(f"  FAILED {aid} / {student}: {why}")
+        print(f"  FAILED {aid} / {student}: {why} (no autograded points)")
+    for aid, student, note in summary.notes:
+        print(f"  note   {aid} / {student}: {note}")
     rows = read_grades(root)
     if rows:
         print(f"{'assignment':16} {'student':20} {'score':>7} {'max':>5}")

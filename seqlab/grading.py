@@ -21,8 +21,8 @@ into seqlab are always forbidden. A hidden test then reads::
     got = grading.call(student_fn, *inputs, forbid="student_fn")
     grading.assert_close(got, expected, "what was checked")
 
-:class:`RedactHiddenTests` is the nbgrader feedback preprocessor that keeps
-hidden tests' source out of the feedback that students receive.
+:class:`seqlab.course.RedactHiddenTests` keeps the hidden tests' source out
+of the feedback that students receive.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ import numpy
 import numpy.testing
 import torch
 import torch.testing
-from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool
 
 # Built-ins that do the whole job of a graded function. Dotted paths are
 # resolved lazily; a path that does not exist in this torch version is skipped.
@@ -147,8 +145,17 @@ _WATCHED = (
 
 
 def _attributes(obj, names) -> dict[str, object]:
+    """The callables an object offers. For a class, the raw entries of every class
+    in its method resolution order, so that shadowing an inherited method shows."""
     if names is not None:
         return {name: getattr(obj, name, None) for name in names}
+    if isinstance(obj, type):
+        return {
+            f"{cls.__name__}.{name}": value
+            for cls in obj.__mro__[:-1]
+            for name, value in list(vars(cls).items())
+            if callable(value) or hasattr(value, "__get__")
+        }
     return {name: value for name, value in list(vars(obj).items()) if callable(value)}
 
 
@@ -163,6 +170,10 @@ def _make_verifier(snapshot, own_names):
             for name, original in snapshot[label].items():
                 if current.get(name) is not original:
                     changed.append(f"{label}.{name}")
+            if isinstance(obj, type):  # a new entry on a class shadows an inherited one
+                changed.extend(
+                    f"{label}.{name}" for name in current.keys() - snapshot[label].keys()
+                )
         module_dict = sys.modules[__name__].__dict__
         for name, original in own_names.items():
             if module_dict.get(name) is not original:
@@ -352,40 +363,6 @@ def devices() -> list[str]:
 def random_generator(seed: int) -> torch.Generator:
     """A private generator for hidden tests, so answers cannot predict their inputs."""
     return torch.Generator().manual_seed(seed)
-
-
-class RedactHiddenTests(Preprocessor):
-    """nbgrader feedback preprocessor: hidden tests stay hidden.
-
-    In every test cell it removes the ``### BEGIN HIDDEN TESTS`` ...
-    ``### END HIDDEN TESTS`` region from the source and reduces error outputs
-    to ``ErrorName: message`` (an IPython traceback quotes the failing line and
-    its neighbours, which would reveal the hidden test). The grade, the
-    pass/fail mark and the message stay.
-    """
-
-    # nbconvert runs a registered preprocessor only when it is enabled
-    enabled = Bool(True).tag(config=True)
-
-    def preprocess_cell(self, cell, resources, index):
-        nbgrader = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not nbgrader.get("grade") or nbgrader.get("solution"):
-            return cell, resources
-        lines, hidden = [], False
-        for line in cell.source.split("\n"):
-            if "BEGIN HIDDEN TESTS" in line:
-                hidden = True
-            elif "END HIDDEN TESTS" in line:
-                hidden = False
-                lines.append("# (hidden tests)")
-            elif not hidden:
-                lines.append(line)
-        cell.source = "\n".join(lines)
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                name, message = output.get("ename", "Error"), output.get("evalue", "")
-                output["traceback"] = [f"{name}: {message}"]
-        return cell, resources
 
 
 _OWN.update(

@@ -1,0 +1,227 @@
+"""Interactive explorers for the book, live in Jupyter and still usable in a static page.
+
+An explorer is an object that a notebook cell displays. Its
+``_repr_mimebundle_`` offers two views of the same figure:
+
+- ``application/vnd.jupyter.widget-view+json``: an ipywidgets slider that
+  redraws the figure for any value, which Jupyter, JupyterLab and Colab show;
+- ``text/html``: the figure precomputed for a grid of values and packed into a
+  self-contained JavaScript player (matplotlib's ``FuncAnimation.to_jshtml``),
+  which a page without a kernel (the built book, nbviewer, GitHub) shows.
+
+A front end picks the richest view it can render; the book's ``_config.yml``
+tells myst-nb to skip the widget view, so the static page gets the player.
+The figures are :class:`matplotlib.figure.Figure` objects made without pyplot,
+so the inline backend never shows them a second time as static images.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+
+import ipywidgets
+import matplotlib as mpl
+import numpy as np
+import torch
+from matplotlib.animation import FuncAnimation
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .plots import course_style, plot_norms_against_distance
+from .rnn_gradients import gradient_norm_curves
+
+# matplotlib's player draws its buttons with Font Awesome loaded from a CDN.
+# The book must work offline, so the link goes and each icon becomes a character.
+_ICONS = {
+    "fa-minus": "\u2212",
+    "fa-fast-backward": "\u23ee\ufe0e",
+    "fa-step-backward": "\u25c1",
+    "fa-play fa-flip-horizontal": "\u25c0\ufe0e",
+    "fa-pause": "\u275a\u275a",
+    "fa-play": "\u25b6\ufe0e",
+    "fa-step-forward": "\u25b7",
+    "fa-fast-forward": "\u23ed\ufe0e",
+    "fa-plus": "+",
+}
+
+
+# The player shows every frame in one <img>: all frames need the figure's size.
+_FRAME_RC = {"savefig.dpi": "figure", "savefig.bbox": "standard", "animation.frame_format": "png"}
+
+
+def offline_jshtml(html: str, alt: str = "") -> str:
+    """Make the HTML of ``FuncAnimation.to_jshtml`` self-contained.
+
+    Removes the stylesheet link to a CDN, replaces the Font Awesome icons of
+    the player's buttons by Unicode characters (each button keeps its title
+    and aria-label) and gives the frame image an ``alt`` text.
+    """
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>\s*", "", html)
+    html = re.sub(
+        r'<i class="fa ([a-z -]+)"></i>',
+        lambda m: _ICONS.get(m.group(1), m.group(1).replace("fa-", "")),
+        html,
+    )
+    alt_attr = alt.replace("&", "&amp;").replace('"', "&quot;")
+    return html.replace('<img id="_anim_img', f'<img alt="{alt_attr}" id="_anim_img', 1)
+
+
+class SpectralRadiusExplorer:
+    """Gradient norm against distance, with the spectral radius of W_hh on a slider.
+
+    For each rho, W_hh is one fixed random Gaussian (H, H) matrix rescaled to
+    spectral radius rho, and the figure shows how much of a gradient at the last
+    step reaches each earlier hidden state (:func:`seqlab.rnn_gradients.gradient_norm_curves`)
+    for a linear RNN and a tanh RNN, beside the rate rho**k that the spectral
+    radius predicts (Pascanu et al., 2013).
+
+    rhos: the slider's values, evenly spaced (also the frames of the static
+    player). steps: distances 0..steps-1. input_scale: standard deviation of
+    the inputs of the tanh RNN; small inputs keep tanh out of saturation.
+    dpi: resolution of the frames (the static player embeds one PNG per rho).
+    """
+
+    def __init__(
+        self,
+        rhos: Sequence[float] = tuple(np.round(np.linspace(0.6, 2.2, 17), 2)),
+        steps: int = 40,
+        hidden_size: int = 32,
+        input_scale: float = 0.1,
+        random_seed: int = 0,
+        dpi: int = 72,
+        ylim: tuple[float, float] = (1e-12, 1e12),
+    ):
+        if len(rhos) < 2:
+            raise ValueError(f"rhos should hold at least 2 values, got {list(rhos)}")
+        self.rhos = [float(r) for r in rhos]
+        self.steps = steps
+        self.hidden_size = hidden_size
+        self.input_scale = input_scale
+        self.random_seed = random_seed
+        self.dpi = dpi
+        self.ylim = ylim
+        self._curves: dict[float, dict[str, torch.Tensor]] = {}
+        self._html: str | None = None
+        self._widget: ipywidgets.Widget | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SpectralRadiusExplorer(rho from {self.rhos[0]:g} to {self.rhos[-1]:g}, "
+            f"{len(self.rhos)} values, {self.steps} steps)"
+        )
+
+    def curves(self, rho: float) -> dict[str, torch.Tensor]:
+        """{"linear RNN": (steps,), "tanh RNN, ...": (steps,)}: gradient norms for this rho."""
+        rho = float(rho)
+        if rho not in self._curves:
+            common = dict(
+                hidden_size=self.hidden_size,
+                steps=self.steps,
+                orthogonal_at_one=False,  # the same matrix for every rho, only rescaled
+                random_seed=self.random_seed,
+                input_scale=self.input_scale,
+            )
+            self._curves[rho] = {
+                "linear RNN": gradient_norm_curves([rho], nonlinearity="linear", **common)[rho],
+                f"tanh RNN, inputs of std {self.input_scale:g}": gradient_norm_curves(
+                    [rho], nonlinearity="tanh", **common
+                )[rho],
+            }
+        return self._curves[rho]
+
+    def draw(self, rho: float, ax: Axes) -> Axes:
+        """Draw the figure for one rho on ``ax`` (cleared first)."""
+        with course_style():
+            ax.clear()
+            plot_norms_against_distance(
+                self.curves(rho),
+                ax=ax,
+                ylabel=r"$\|\partial \langle u, h_T \rangle / \partial h_{T-k}\|$",
+                title=rf"spectral radius of $W_{{hh}}$: $\rho = {rho:.2f}$",
+                ylim=self.ylim,
+                reference_rho=rho,
+            )
+            ax.set_xlim(0, self.steps - 1)
+            ax.legend(loc="upper left")
+        return ax
+
+    def _figure(self) -> tuple[Figure, Axes]:
+        with course_style():
+            fig = Figure(figsize=(6.4, 3.4), dpi=self.dpi, layout="constrained")
+            ax = fig.add_subplot()
+        return fig, ax
+
+    def png(self, rho: float) -> bytes:
+        """The figure for one rho as PNG bytes."""
+        fig, ax = self._figure()
+        self.draw(rho, ax)
+        buffer = io.BytesIO()
+        with course_style():
+            fig.savefig(buffer, format="png", dpi=self.dpi)
+        return buffer.getvalue()
+
+    def widget(self) -> ipywidgets.Widget:
+        """The live view: a slider over rho and the figure it redraws."""
+        if self._widget is None:
+            start = min(self.rhos, key=lambda r: abs(r - 1.0))
+            slider = ipywidgets.FloatSlider(
+                value=start,
+                min=self.rhos[0],
+                max=self.rhos[-1],
+                step=self.rhos[1] - self.rhos[0],
+                description="ρ",
+                readout_format=".2f",
+                continuous_update=False,
+            )
+            image = ipywidgets.Image(value=self.png(start), format="png")
+
+            def redraw(change: dict) -> None:
+                image.value = self.png(change["new"])
+
+            slider.observe(redraw, names="value")
+            self._widget = ipywidgets.VBox([slider, image])
+        return self._widget
+
+    def to_html(self) -> str:
+        """The static view: one frame per rho in a self-contained player."""
+        if self._html is None:
+            fig, ax = self._figure()
+            animation = FuncAnimation(
+                fig,
+                lambda i: self.draw(self.rhos[i], ax).get_children(),
+                frames=len(self.rhos),
+                interval=400,
+                repeat=False,
+            )
+            with course_style(), mpl.rc_context(_FRAME_RC):
+                html = animation.to_jshtml(default_mode="once")
+            alt = (
+                "Gradient norm against distance for a linear and a tanh RNN, one frame per "
+                f"spectral radius from {self.rhos[0]:g} to {self.rhos[-1]:g}"
+            )
+            self._html = offline_jshtml(html, alt=alt)
+        return self._html
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/plain": repr(self), "text/html": self.to_html()}
+        view = self.widget()._repr_mimebundle_() or {}
+        if "application/vnd.jupyter.widget-view+json" in view:
+            bundle["application/vnd.jupyter.widget-view+json"] = view[
+                "application/vnd.jupyter.widget-view+json"
+            ]
+        return bundle
+
+
+def spectral_radius_explorer(**kwargs) -> SpectralRadiusExplorer:
+    """An explorer of how the spectral radius of W_hh sets the gradient's fate.
+
+    Display the result in a notebook cell: a live slider in Jupyter, a player
+    of precomputed frames in the static book. Keyword arguments go to
+    :class:`SpectralRadiusExplorer`.
+    """
+    return SpectralRadiusExplorer(**kwargs)
+
+
+__all__ = ["SpectralRadiusExplorer", "offline_jshtml", "spectral_radius_explorer"]

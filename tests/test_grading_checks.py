@@ -1,0 +1,179 @@
+"""seqlab.grading (the hidden tests' checks) and the feedback redaction, without nbgrader."""
+
+import math
+
+import nbformat
+import numpy
+import numpy.testing
+import pytest
+import torch
+
+from seqlab import grading
+from seqlab.course import RedactHiddenTests
+
+
+def _norms(W, k):
+    P, out = W, []
+    for _ in range(k):
+        out.append(torch.linalg.matrix_norm(P, ord=2))
+        P = P @ W
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        (torch, "allclose"),
+        (torch, "equal"),
+        (torch.testing, "assert_close"),
+        (numpy, "allclose"),
+        (numpy.testing, "assert_allclose"),
+        (torch, "tanh"),
+        (torch.Tensor, "__sub__"),
+        (math, "isclose"),
+        (grading, "assert_close"),
+        (grading, "call"),
+    ],
+)
+def test_rebinding_a_checked_function_is_reported_as_tampering(monkeypatch, target):
+    module, name = target
+    grading.verify_untampered()
+    monkeypatch.setattr(module, name, lambda *a, **k: True)
+    with pytest.raises(grading.TamperingError, match=name):
+        grading.verify_untampered()
+
+
+def test_call_returns_the_result_of_an_honest_answer():
+    W = torch.randn(4, 4, dtype=torch.float64)
+    torch.testing.assert_close(
+        grading.call(_norms, W, 3, forbid="matrix_power_norms"), _norms(W, 3)
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda W, k: torch.stack(
+            [torch.linalg.matrix_norm(torch.linalg.matrix_power(W, i), 2) for i in range(1, k + 1)]
+        ),
+        lambda W, k: torch.stack(
+            [torch.linalg.matrix_norm(W.matrix_power(i), 2) for i in range(1, k + 1)]
+        ),
+        lambda W, k: torch.stack(
+            [torch.linalg.matrix_norm(torch.matrix_power(W, i), 2) for i in range(1, k + 1)]
+        ),
+    ],
+    ids=["linalg", "tensor_method", "torch_namespace"],
+)
+def test_call_fails_an_answer_that_delegates_to_a_forbidden_builtin(answer):
+    with pytest.raises(grading.DelegationError, match="matrix_power"):
+        grading.call(answer, torch.randn(3, 3), 2, forbid="matrix_power_norms")
+
+
+def test_call_fails_an_answer_that_uses_seqlab():
+    from seqlab.gradients import matrix_power_norms
+
+    with pytest.raises(grading.DelegationError, match="seqlab"):
+        grading.call(
+            lambda W, k: matrix_power_norms(W, k), torch.randn(3, 3), 2, forbid="matrix_power_norms"
+        )
+
+
+def test_call_allows_the_device_helper_and_other_functions_own_builtins():
+    import seqlab
+
+    grading.call(
+        lambda W, k: _norms(W.to(seqlab.device()), k),
+        torch.randn(3, 3),
+        2,
+        forbid="matrix_power_norms",
+    )
+    # torch.linalg.matrix_power is forbidden for matrix_power_norms only
+    grading.call(
+        lambda W: torch.linalg.matrix_power(W, 2), torch.randn(3, 3), forbid="scale_spectral_radius"
+    )
+
+
+def test_call_fails_an_answer_that_switches_off_the_watch():
+    import sys
+
+    def sneaky(W, k):
+        sys.setprofile(None)
+        return torch.linalg.matrix_power(W, k)
+
+    with pytest.raises(grading.DelegationError, match="switched off"):
+        grading.call(sneaky, torch.randn(3, 3), 2, forbid="matrix_power_norms")
+
+
+def test_call_fails_answers_that_modify_their_inputs():
+    grads = [torch.ones(3), torch.ones(2)]
+    with pytest.raises(AssertionError, match="modified its inputs"):
+        grading.call(lambda g, m: g[0].mul_(2), grads, 1.0, forbid="clip_grad_norm")
+    with pytest.raises(AssertionError, match="modified its inputs"):
+        grading.call(lambda g, m: g.append(g[0]), [torch.ones(3)], 1.0, forbid="clip_grad_norm")
+
+
+def test_assert_close_refuses_tensor_subclasses_that_could_lie():
+    class Liar(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return True
+
+    fake = torch.zeros(3).as_subclass(Liar)
+    with pytest.raises(AssertionError, match="expected a torch.Tensor, got Liar"):
+        grading.assert_close(fake, torch.ones(3), "a liar")
+
+
+def test_assert_close_checks_shape_dtype_and_values_with_a_teaching_message():
+    want = torch.ones(2, 3, dtype=torch.float64)
+    with pytest.raises(AssertionError, match=r"expected shape \(2, 3\), got \(3, 2\)"):
+        grading.assert_close(torch.ones(3, 2, dtype=torch.float64), want, "x")
+    with pytest.raises(AssertionError, match="expected dtype torch.float64, got torch.float32"):
+        grading.assert_close(torch.ones(2, 3), want, "x")
+    with pytest.raises(AssertionError, match="largest gap 0.5"):
+        grading.assert_close(want + torch.tensor([0.0, 0.5, 0.0], dtype=torch.float64), want, "x")
+    with pytest.raises(AssertionError, match="largest gap inf"):
+        grading.assert_close(want * math.nan, want, "x")
+    grading.assert_close(want + 1e-9, want, "x")
+
+
+def test_every_forbidden_path_resolves_in_this_torch():
+    missing = [
+        p
+        for paths in grading.FORBIDDEN.values()
+        for p in paths
+        if grading._resolve(p) is None and p != "torch.nn.utils.clip_grad_norm"
+    ]
+    assert not missing
+
+
+def test_feedback_redaction_removes_hidden_tests_and_tracebacks():
+    cell = nbformat.v4.new_code_cell(
+        'assert f(1) == 2, "visible"\n'
+        "### BEGIN HIDDEN TESTS\nassert f(12345) == 67\n### END HIDDEN TESTS",
+        metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "t", "points": 1}},
+    )
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "error",
+            ename="AssertionError",
+            evalue="f is wrong for large inputs",
+            traceback=[
+                "----> 3 assert f(12345) == 67",
+                "AssertionError: f is wrong for large inputs",
+            ],
+        )
+    ]
+    answer = nbformat.v4.new_code_cell(
+        "def f(x): return 2 * x", metadata={"nbgrader": {"solution": True}}
+    )
+    nb = nbformat.v4.new_notebook(cells=[answer, cell])
+    out, _ = RedactHiddenTests().preprocess(nb, {})
+    test = out.cells[1]
+    assert (
+        "12345" not in test.source
+        and "# (hidden tests)" in test.source
+        and "visible" in test.source
+    )
+    assert test.outputs[0]["traceback"] == ["AssertionError: f is wrong for large inputs"]
+    assert out.cells[0].source == "def f(x): return 2 * x"
