@@ -38,8 +38,10 @@ grade: venv
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
 		$(if $(REGRADE),--regrade)
 
+# a synthetic class (correct, blank, partly wrong, hostile) graded and checked
 demo-class: venv
-	$(BIN)/python -m seqlab.course demo-class
+	rm -rf demo-class
+	$(BIN)/python -m seqlab.course demo-class --dir demo-class
 
 clean:
 	rm -rf _build .pytest_cache

@@ -14,8 +14,12 @@ in, and prints a summary an instructor can act on.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
@@ -185,18 +190,34 @@ def submissions(root: Path, aid: str) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / aid).is_dir())
 
 
-def is_graded(root: Path, aid: str, student: str) -> bool:
-    """True when every submitted notebook has an autograded copy at least as new as it.
+GRADED_MARK = ".seqlab-graded.json"  # in autograded/<student>/<id>/, written after a success
 
-    A run that was interrupted leaves the unfinished submissions without one, so
-    grading again resumes where it stopped; a resubmission is graded again.
+
+def _fingerprint(root: Path, aid: str, student: str) -> dict[str, str]:
+    """SHA-256 of every submitted notebook: what was graded, whatever the file times say."""
+    folder = root / "submitted" / student / aid
+    return {
+        nb.name: hashlib.sha256(nb.read_bytes()).hexdigest()
+        for nb in sorted(folder.glob("*.ipynb"))
+    }
+
+
+def is_graded(root: Path, aid: str, student: str) -> bool:
+    """True when this exact submission was graded to the end by an earlier run.
+
+    The mark is written only after nbgrader finished, so a run that was
+    interrupted leaves the unfinished submissions ungraded and grading again
+    resumes where it stopped; a resubmission (other content) is graded again.
     """
-    submitted = sorted((root / "submitted" / student / aid).glob("*.ipynb"))
-    graded = root / "autograded" / student / aid
-    return bool(submitted) and all(
-        (graded / nb.name).is_file() and (graded / nb.name).stat().st_mtime >= nb.stat().st_mtime
-        for nb in submitted
-    )
+    mark = root / "autograded" / student / aid / GRADED_MARK
+    try:
+        return json.loads(mark.read_text()) == _fingerprint(root, aid, student)
+    except (OSError, ValueError):
+        return False
+
+
+def _mark_graded(root: Path, aid: str, student: str, fingerprint: dict[str, str]) -> None:
+    (root / "autograded" / student / aid / GRADED_MARK).write_text(json.dumps(fingerprint))
 
 
 def autograde(
@@ -210,6 +231,7 @@ def autograde(
     run is repeated (nbgrader's --force makes a repeat idempotent). A submission
     still running after ``limit`` seconds is stopped, kernel included.
     """
+    fingerprint = _fingerprint(root, aid, student)
     for _ in range(retries):
         started = time.time()
         try:
@@ -225,8 +247,13 @@ def autograde(
         "a cell ran past its time limit and was stopped" if "Interrupting kernel" in log else None
     )
     if proc.returncode == 0 and _graded_since(root, aid, student, started):
+        _mark_graded(root, aid, student, fingerprint)
         return None, note
-    return _reason(log, proc.returncode), note
+    why = _reason(log, proc.returncode)
+    if why == _NO_NOTEBOOK:
+        found = sorted(p.name for p in (root / "submitted" / student / aid).iterdir())
+        why += f" (found: {', '.join(found) or 'nothing'}; rename it and grade again)"
+    return why, note
 
 
 def _graded_since(root: Path, aid: str, student: str, started: float) -> bool:
@@ -246,12 +273,13 @@ def _reason(log: str, returncode: int) -> str:
     return f"nbgrader exited with {returncode}"
 
 
+_NO_NOTEBOOK = "no notebook with the released name was submitted"
 _KNOWN_FAILURES = (
     ("Kernel died", "the kernel died while running the notebook (for example os._exit or a crash)"),
     ("JSONDecodeError", "the submitted file is not a valid notebook (not JSON)"),
     ("NotJSONError", "the submitted file is not a valid notebook (not JSON)"),
-    ("No notebooks found", "no notebook with the released name was submitted"),
-    ("No notebooks were matched", "no notebook with the released name was submitted"),
+    ("No notebooks found", _NO_NOTEBOOK),
+    ("No notebooks were matched", _NO_NOTEBOOK),
 )
 
 
@@ -283,6 +311,198 @@ def grade(
         _nbgrader(root, "generate_feedback", aid, "--force")
     _nbgrader(root, "export", "--to", str(root / "grades.csv"))
     return summary
+
+
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def solution_answers(root: Path, aid: str) -> dict[str, str]:
+    """grade_id -> what a student who knows the solution types into that answer cell:
+    the solution cell of solutions/<aid>/<aid>.ipynb without its marker lines."""
+    nb = nbformat.read(root / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: "\n".join(
+            line for line in cell.source.split("\n") if not any(m in line for m in MARKERS)
+        )
+        for cell in nb.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
+@dataclass
+class DemoSubmission:
+    """One synthetic student of the demo class, and what grading should make of it."""
+
+    student: str
+    what: str  # what the submission does, for the report
+    expected: float | None  # autograded points it should get; None = it should fail
+    reason: str = ""  # for a failure: words the failure reason should contain
+
+
+def _test_cells(nb) -> list:
+    return [
+        c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+        and not c.metadata["nbgrader"].get("solution")
+    ]
+
+
+def write_demo_class(root: Path, aid: str) -> list[DemoSubmission]:
+    """Write a synthetic class for ``aid`` under submitted/ and return what each should score.
+
+    The hostile ones put their trouble into the *last* graded function's answer,
+    which no other test uses, so the points they should lose are known.
+    """
+    release = nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", as_version=4)
+    source = nbformat.read(root / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    answers = solution_answers(root, aid)
+    tests = _test_cells(source)
+    full = sum(c.metadata["nbgrader"]["points"] for c in tests)
+    # the answer cell right before the last test cell is the one that test judges
+    cells = source.cells
+    last_answer = next(
+        c.metadata["nbgrader"]["grade_id"]
+        for c in reversed(cells[: cells.index(tests[-1])])
+        if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"
+    )
+    stub = next(
+        c.source
+        for c in release.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == last_answer
+    )
+    lost = full - _points_depending_on(last_answer, answers, tests)
+
+    def notebook(extra: dict[str, str]):
+        nb = nbformat.from_dict(copy.deepcopy(release))
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in extra or gid in answers:
+                cell.source = extra.get(gid, answers.get(gid, cell.source))
+        return nb
+
+    def with_last(prefix: str) -> dict[str, str]:
+        return {last_answer: prefix + answers[last_answer]}
+
+    cases = [
+        ("correct", "the solution", {}, full, ""),
+        (
+            "partly_wrong",
+            f"the solution, but {last_answer} left as released",
+            {last_answer: stub},
+            lost,
+            "",
+        ),
+        (
+            "infinite_loop",
+            f"{last_answer} never returns",
+            {
+                last_answer: answers[last_answer]
+                + f"\n\n\ndef {last_answer}(*args, **kwargs):\n    while True:\n        pass\n"
+            },
+            lost,
+            "",
+        ),
+        (
+            "memory_hog",
+            "allocates 64 GiB in an answer cell",
+            with_last("hog = [bytearray(2**30) for _ in range(64)]\n"),
+            lost,
+            "",
+        ),
+        (
+            "import_error",
+            "imports a module that does not exist",
+            with_last("import no_such_module_in_this_course\n"),
+            lost,
+            "",
+        ),
+        (
+            "tampering",
+            "rebinds torch.allclose and numpy.allclose",
+            with_last("import numpy\ntorch.allclose = numpy.allclose = lambda *a, **k: True\n"),
+            lost,
+            "",
+        ),
+        (
+            "kills_kernel",
+            "calls os._exit in an answer cell",
+            with_last("import os\nos._exit(0)\n"),
+            None,
+            "kernel died",
+        ),
+    ]
+    demo = []
+    for student, what, extra, expected, reason in cases:
+        nbformat.write(notebook(extra), _submission_path(root, student, aid, f"{aid}.ipynb"))
+        demo.append(DemoSubmission(student, what, expected, reason))
+    nbformat.write(release, _submission_path(root, "blank", aid, f"{aid}.ipynb"))
+    demo.append(DemoSubmission("blank", "the release, untouched", 0.0))
+    _submission_path(root, "not_json", aid, f"{aid}.ipynb").write_text('{"cells": [oops')
+    demo.append(DemoSubmission("not_json", "a file that is not JSON", None, "not a valid notebook"))
+    nbformat.write(notebook({}), _submission_path(root, "renamed", aid, f"{aid} (1).ipynb"))
+    demo.append(DemoSubmission("renamed", "the notebook under another name", None, "no notebook"))
+    extras = _submission_path(root, "extra_files", aid, f"{aid}.ipynb")
+    nbformat.write(notebook({}), extras)
+    (extras.parent / "notes.txt").write_text("my notes")
+    (extras.parent / "scratch.ipynb").write_text("{}")
+    demo.append(DemoSubmission("extra_files", "the solution plus unrelated files", full))
+    return demo
+
+
+def _points_depending_on(name: str, answers: dict[str, str], tests: list) -> float:
+    """Points of the test cells that use function ``name``, directly or through
+    another answer that calls it (the names are read from the cells' source)."""
+    uses = lambda src, names: any(re.search(rf"\b{n}\b", src) for n in names)  # noqa: E731
+    broken = {name}
+    while True:
+        more = {g for g, src in answers.items() if g not in broken and uses(src, broken)}
+        if not more:
+            break
+        broken |= more
+    return sum(c.metadata["nbgrader"]["points"] for c in tests if uses(c.source, broken))
+
+
+def _submission_path(root: Path, student: str, aid: str, name: str) -> Path:
+    folder = root / "submitted" / student / aid
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def demo_class(dest: Path, source: Path | None = None, jobs: int | None = None) -> list[str]:
+    """Copy the course to ``dest``, write a demo class for every chapter, grade it,
+    and return the mismatches between what each submission got and should get."""
+    source = source or find_root()
+    if dest.exists():
+        raise CourseError(f"{dest} exists already; the demo class needs a new folder")
+    dest.mkdir(parents=True)
+    shutil.copy2(source / "nbgrader_config.py", dest / "nbgrader_config.py")
+    for folder in ("solutions", "exercises"):
+        shutil.copytree(source / folder, dest / folder)
+    expected = {aid: write_demo_class(dest, aid) for aid in assignments(dest)}
+    summary = grade(dest, jobs=jobs)
+    _print_summary(dest, summary)
+    failed = {(aid, student): why for aid, student, why in summary.failed}
+    scores = {(r["assignment"], r["student_id"]): float(r["score"]) for r in read_grades(dest)}
+    problems = []
+    for aid, demo in expected.items():
+        for sub in demo:
+            key = (aid, sub.student)
+            if sub.expected is None:
+                if reason := failed.get(key):
+                    ok = sub.reason in reason
+                    got = f"failed: {reason}"
+                else:
+                    ok, got = False, f"graded, {scores.get(key)} points"
+            else:
+                ok = key not in failed and scores.get(key) == sub.expected
+                got = f"failed: {failed[key]}" if key in failed else f"{scores.get(key)} points"
+            want = f"fails ({sub.reason})" if sub.expected is None else f"{sub.expected:g} points"
+            mark = "ok  " if ok else "FAIL"
+            print(f"{mark} {aid:16} {sub.student:14} {sub.what}: {got} (expected {want})")
+            if not ok:
+                problems.append(f"{aid}/{sub.student}: got {got}, expected {want}")
+    return problems
 
 
 def read_grades(root: Path) -> list[dict[str, str]]:
@@ -328,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     p_grade.add_argument("--zip", type=Path, help="a zip of LMS downloads to collect first")
     p_grade.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
     p_grade.add_argument("--regrade", action="store_true", help="grade unchanged submissions again")
+    p_demo = sub.add_parser("demo-class", help="grade a synthetic class and check every score")
+    p_demo.add_argument("--dir", type=Path, default=Path("demo-class"), help="a new folder for it")
+    p_demo.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
     args = parser.parse_args(argv)
     try:
         root = find_root()
@@ -340,6 +563,15 @@ def main(argv: list[str] | None = None) -> int:
                     raise CourseError("--zip needs exactly one --assignment ID")
                 collect_zip(root, args.zip, args.assignment[0])
             _print_summary(root, grade(root, args.assignment, args.jobs, args.regrade))
+        elif args.command == "demo-class":
+            # a short per-cell limit, so the infinite loop costs seconds, not a minute
+            os.environ.setdefault("SEQLAB_CELL_TIMEOUT", "20")
+            problems = demo_class(args.dir.resolve(), root, args.jobs)
+            if problems:
+                raise CourseError(
+                    "the demo class was not graded as expected:\n" + "\n".join(problems)
+                )
+            print(f"every submission of the demo class got the score it should (in {args.dir})")
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

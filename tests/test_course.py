@@ -1,7 +1,6 @@
 """The instructor's commands in seqlab.course, on a scratch copy of the course."""
 
 import os
-import time
 import zipfile
 
 import pytest
@@ -66,16 +65,20 @@ def test_sync_gradebook_tells_whether_exercises_are_up_to_date(root):
     assert not course.sync_gradebook(root, "rnn_gradients")
 
 
-def test_is_graded_only_when_the_autograded_copy_is_newer_than_the_submission(root):
+def test_is_graded_only_after_a_finished_run_of_this_exact_submission(root):
     nb = release_notebook(root, "rnn_gradients")
-    sub = root / "submitted" / "ada" / "rnn_gradients"
-    sub.mkdir(parents=True)
-    (sub / "rnn_gradients.ipynb").write_text(str(nb))
+    sub = root / "submitted" / "ada" / "rnn_gradients" / "rnn_gradients.ipynb"
+    sub.parent.mkdir(parents=True)
+    sub.write_text(str(nb))
     assert not course.is_graded(root, "rnn_gradients", "ada")
     graded = root / "autograded" / "ada" / "rnn_gradients"
     graded.mkdir(parents=True)
-    (graded / "rnn_gradients.ipynb").write_text("{}")
+    (graded / "rnn_gradients.ipynb").write_text("{}")  # a run that was stopped half way
+    assert not course.is_graded(root, "rnn_gradients", "ada")
+    course._mark_graded(
+        root, "rnn_gradients", "ada", course._fingerprint(root, "rnn_gradients", "ada")
+    )
     assert course.is_graded(root, "rnn_gradients", "ada")
-    later = time.time() + 10
-    os.utime(sub / "rnn_gradients.ipynb", (later, later))  # a resubmission
+    sub.write_text(str(nb) + " ")  # a resubmission, whatever its file time
+    os.utime(sub, (0, 0))
     assert not course.is_graded(root, "rnn_gradients", "ada")

@@ -43,6 +43,21 @@ def test_rebinding_a_checked_function_is_reported_as_tampering(monkeypatch, targ
         grading.verify_untampered()
 
 
+def test_torch_wrapping_its_own_functions_is_not_tampering():
+    import torch._dynamo  # noqa: F401 -- wraps torch.manual_seed in a torch-defined wrapper
+
+    grading.verify_untampered()
+
+
+def test_a_wrapper_defined_outside_torch_is_tampering(monkeypatch):
+    import functools
+
+    original = torch.manual_seed
+    monkeypatch.setattr(torch, "manual_seed", functools.wraps(original)(lambda *a: None))
+    with pytest.raises(grading.TamperingError, match="manual_seed"):
+        grading.verify_untampered()
+
+
 def test_call_returns_the_result_of_an_honest_answer():
     W = torch.randn(4, 4, dtype=torch.float64)
     torch.testing.assert_close(

@@ -1,0 +1,115 @@
+"""`make demo-class`: a synthetic class with hostile submissions, graded in one run.
+
+Every submission must end with the score it deserves or a clear reason, every
+other student's grade must be as if graded alone, grading again must change
+nothing, and a run that is killed half way must be resumable without loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from course_helpers import REPO, env, run
+
+from seqlab import course
+
+pytestmark = pytest.mark.grading
+
+
+def _grades(root) -> dict[tuple[str, str], str]:
+    with open(root / "grades.csv", newline="") as f:
+        return {(r["assignment"], r["student_id"]): r["score"] for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "class"
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqlab.course", "demo-class", "--dir", str(root)],
+        cwd=REPO,
+        env=env() | {"SEQLAB_CELL_TIMEOUT": "20"},
+        capture_output=True,
+        text=True,
+    )
+    print(f"\n[timing] demo class graded in {time.perf_counter() - t0:.1f}s")
+    return root, proc
+
+
+def test_demo_class_gets_every_expected_score_and_reason(demo):
+    root, proc = demo
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "every submission of the demo class got the score it should" in proc.stdout
+    assert "FAIL " not in proc.stdout
+
+
+def test_hostile_submissions_do_not_change_the_correct_students_grade(demo):
+    root, _ = demo
+    for aid in course.assignments(root):
+        auto = sum(
+            c.metadata["nbgrader"]["points"]
+            for c in course._test_cells(
+                course.nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", 4)
+            )
+        )
+        grades = _grades(root)
+        assert float(grades[aid, "correct"]) == float(grades[aid, "extra_files"]) == auto
+        assert float(grades[aid, "blank"]) == 0
+
+
+def test_each_failure_is_reported_with_its_reason(demo):
+    _, proc = demo
+    for student, reason in [
+        ("kills_kernel", "the kernel died"),
+        ("not_json", "not a valid notebook"),
+        ("renamed", "no notebook with the released name"),
+    ]:
+        assert any(
+            student in ln and reason in ln for ln in proc.stdout.splitlines() if "FAILED" in ln
+        )
+    assert "infinite_loop: a cell ran past its time limit" in proc.stdout
+
+
+def test_grading_the_class_again_changes_nothing(demo):
+    root, _ = demo
+    before = _grades(root)
+    out = run(root, "seqlab.course", "grade").stdout
+    assert "graded 0 submission(s)" in out  # only the failed ones are tried again
+    assert _grades(root) == before
+
+
+def test_a_grading_run_killed_half_way_is_resumed_without_loss(demo):
+    root, _ = demo
+    before = _grades(root)
+    for nb in (root / "submitted").rglob("*.ipynb"):  # everyone resubmits the same work
+        nb.write_bytes(nb.read_bytes() + b"\n")
+    graded = lambda: sum(  # noqa: E731
+        course.is_graded(root, aid, s)
+        for aid in course.assignments(root)
+        for s in course.submissions(root, aid)
+    )
+    assert graded() == 0
+    child = subprocess.Popen(
+        [sys.executable, "-m", "seqlab.course", "grade", "--jobs", "1"],
+        cwd=root,
+        env=env() | {"SEQLAB_CELL_TIMEOUT": "20"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 600
+    while graded() < 2 and time.time() < deadline and child.poll() is None:
+        time.sleep(0.5)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    done = graded()
+    assert 2 <= done < 8, f"the run should have been stopped half way, {done} were graded"
+    out = run(root, "seqlab.course", "grade").stdout
+    assert f"{done} unchanged since they were graded" in out
+    assert _grades(root) == before
