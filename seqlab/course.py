@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -78,12 +79,17 @@ SUBMISSION_LIMIT = float(os.environ.get("SEQLAB_SUBMISSION_LIMIT", "900"))
 
 
 def _nbgrader(
-    root: Path, *args: str, check: bool = True, timeout: float | None = None
+    root: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float | None = None,
+    threads: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run one nbgrader command in the course root with this Python's tools on PATH."""
     env = dict(os.environ)
     # nbgrader calls alembic from PATH: make sure it finds this environment's.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(threads or {})
     # A session of its own, so that a timeout stops the kernel nbgrader started too.
     with subprocess.Popen(
         [sys.executable, "-m", "nbgrader", *args],
@@ -221,7 +227,12 @@ def _mark_graded(root: Path, aid: str, student: str, fingerprint: dict[str, str]
 
 
 def autograde(
-    root: Path, aid: str, student: str, retries: int = 3, limit: float = SUBMISSION_LIMIT
+    root: Path,
+    aid: str,
+    student: str,
+    retries: int = 3,
+    limit: float = SUBMISSION_LIMIT,
+    threads: dict[str, str] | None = None,
 ) -> tuple[str | None, str | None]:
     """Autograde one submission; returns (why it failed or None, a note or None).
 
@@ -236,7 +247,15 @@ def autograde(
         started = time.time()
         try:
             proc = _nbgrader(
-                root, "autograde", aid, "--student", student, "--force", check=False, timeout=limit
+                root,
+                "autograde",
+                aid,
+                "--student",
+                student,
+                "--force",
+                check=False,
+                timeout=limit,
+                threads=threads,
             )
         except subprocess.TimeoutExpired:
             return f"stopped after {limit:.0f} s (every cell has its own limit too)", None
@@ -283,6 +302,46 @@ _KNOWN_FAILURES = (
 )
 
 
+def _autograde_batch(root: Path, aid: str, batch: list[str], everyone: list[str], jobs: int) -> str:
+    """Autograde several submissions in one nbgrader process (its start-up, a few
+    seconds, is paid once); returns the log. The others are excluded by name."""
+    others = [s for s in everyone if s not in batch]
+    args = ["autograde", aid, "--student", "*", "--force"]
+    if others:
+        args.append(f"--CourseDirectory.student_id_exclude={','.join(others)}")
+    try:
+        proc = _nbgrader(
+            root,
+            *args,
+            check=False,
+            timeout=SUBMISSION_LIMIT * len(batch),
+            threads=_threads_per_kernel(jobs),
+        )
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout + proc.stderr
+
+
+def _notes_by_student(root: Path, aid: str, log: str) -> dict[str, str]:
+    """Students whose part of a batch log shows a cell stopped at its time limit."""
+    notes, student = {}, None
+    marker = re.compile(re.escape(str(root / "submitted")) + r"/([^/]+)/" + re.escape(aid))
+    for line in log.splitlines():
+        if match := marker.search(line):
+            student = match.group(1)
+        elif "Interrupting kernel" in line and student:
+            notes[student] = "a cell ran past its time limit and was stopped"
+    return notes
+
+
+def _threads_per_kernel(jobs: int) -> dict[str, str]:
+    """Share the cores between the kernels that run at once (torch and OpenMP
+    would otherwise each start one thread per core and fight over them)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+
+
 def grade(
     root: Path, ids: list[str] | None = None, jobs: int | None = None, regrade: bool = False
 ) -> Summary:
@@ -299,15 +358,31 @@ def grade(
             continue
         if not sync_gradebook(root, aid):
             summary.stale.append(aid)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            reasons = pool.map(autograde, [root] * len(students), [aid] * len(students), students)
-            for student, (why, note) in zip(students, reasons, strict=True):
-                if why is None:
-                    summary.graded.append((aid, student))
-                else:
-                    summary.failed.append((aid, student, why))
-                if note:
-                    summary.notes.append((aid, student, note))
+        fingerprints = {s: _fingerprint(root, aid, s) for s in students}
+        started = time.time()
+        batches = [students[i::jobs] for i in range(min(jobs, len(students)))]
+        with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+            run_batch = functools.partial(_autograde_batch, root, aid, everyone=everyone, jobs=jobs)
+            logs = list(pool.map(run_batch, batches))
+        notes = _notes_by_student(root, aid, "\n".join(logs))
+        retry = []
+        for student in students:
+            if _graded_since(root, aid, student, started):
+                _mark_graded(root, aid, student, fingerprints[student])
+                summary.graded.append((aid, student))
+                if student in notes:
+                    summary.notes.append((aid, student, notes[student]))
+            else:
+                retry.append(student)
+        # what a batch could not finish is graded alone, which also tells why it fails
+        for student in retry:
+            why, note = autograde(root, aid, student, threads=_threads_per_kernel(1))
+            if why is None:
+                summary.graded.append((aid, student))
+            else:
+                summary.failed.append((aid, student, why))
+            if note:
+                summary.notes.append((aid, student, note))
         _nbgrader(root, "generate_feedback", aid, "--force")
     _nbgrader(root, "export", "--to", str(root / "grades.csv"))
     return summary
