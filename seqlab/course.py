@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import functools
 import hashlib
 import json
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import Preprocessor
+from tqdm.auto import tqdm
 from traitlets import Bool
 
 
@@ -322,6 +322,17 @@ def _autograde_batch(root: Path, aid: str, batch: list[str], everyone: list[str]
     return proc.stdout + proc.stderr
 
 
+def _show_progress(root: Path, aid: str, students: list[str], started: float, futures) -> None:
+    """A progress bar of the submissions graded so far, until every batch is done."""
+    with tqdm(total=len(students), desc=f"autograde {aid}", unit="submission") as bar:
+        while True:
+            finished = all(f.done() for f in futures)
+            bar.update(sum(_graded_since(root, aid, s, started) for s in students) - bar.n)
+            if finished:
+                return
+            time.sleep(1)
+
+
 def _notes_by_student(root: Path, aid: str, log: str) -> dict[str, str]:
     """Students whose part of a batch log shows a cell stopped at its time limit."""
     notes, student = {}, None
@@ -362,8 +373,11 @@ def grade(
         started = time.time()
         batches = [students[i::jobs] for i in range(min(jobs, len(students)))]
         with ThreadPoolExecutor(max_workers=len(batches)) as pool:
-            run_batch = functools.partial(_autograde_batch, root, aid, everyone=everyone, jobs=jobs)
-            logs = list(pool.map(run_batch, batches))
+            futures = [
+                pool.submit(_autograde_batch, root, aid, batch, everyone, jobs) for batch in batches
+            ]
+            _show_progress(root, aid, students, started, futures)
+            logs = [future.result() for future in futures]
         notes = _notes_by_student(root, aid, "\n".join(logs))
         retry = []
         for student in students:
@@ -580,6 +594,30 @@ def demo_class(dest: Path, source: Path | None = None, jobs: int | None = None) 
     return problems
 
 
+def gradebook_url(root: Path) -> str:
+    """The gradebook's database URL, as the course's nbgrader_config.py sets it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return config.CourseDirectory.db_url
+
+
+def item_means(root: Path, aid: str) -> dict[str, tuple[float, float, int]]:
+    """grade_id -> (mean score, max score, submissions counted) over every submission
+    of ``aid`` in the gradebook (one that failed to grade counts with 0 points)."""
+    from nbgrader.api import Gradebook
+
+    totals: dict[str, list[float]] = {}
+    with Gradebook(gradebook_url(root)) as gb:
+        for submission in gb.assignment_submissions(aid):
+            for notebook in submission.notebooks:
+                for g in notebook.grades:
+                    totals.setdefault(g.name, [0.0, g.max_score, 0])
+                    totals[g.name][0] += g.score
+                    totals[g.name][2] += 1
+    return {name: (total / count, top, count) for name, (total, top, count) in totals.items()}
+
+
 def read_grades(root: Path) -> list[dict[str, str]]:
     """The rows of grades.csv as written by ``nbgrader export``."""
     with open(root / "grades.csv", newline="") as f:
@@ -608,6 +646,12 @@ def _print_summary(root: Path, summary: Summary) -> None:
                     f"{row['assignment']:16} {row['student_id']:20} "
                     f"{float(row['score']):7.1f} {float(row['max_score']):5.0f}"
                 )
+    for aid in sorted({aid for aid, _ in summary.graded + summary.unchanged}):
+        means = item_means(root, aid)
+        count = max((n for _, _, n in means.values()), default=0)
+        print(f"mean score per item of {aid}, over {count} submissions (failed ones count 0):")
+        for name, (mean, top, _) in means.items():
+            print(f"  {name:32} {mean:5.2f} / {top:g}")
     print(f"grades written to {root / 'grades.csv'}; feedback in {root / 'feedback'}")
 
 

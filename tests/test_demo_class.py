@@ -113,3 +113,14 @@ def test_a_grading_run_killed_half_way_is_resumed_without_loss(demo):
     out = run(root, "seqlab.course", "grade").stdout
     assert f"{done} unchanged since they were graded" in out
     assert _grades(root) == before
+
+
+def test_summary_gives_a_mean_score_per_item(demo):
+    root, proc = demo
+    assert "mean score per item of rnn_gradients" in proc.stdout
+    means = course.item_means(root, "rnn_gradients")
+    assert set(means) >= {"test_rnn_step", "test_clip_grad_norm", "why_clip_answer"}
+    mean, top, count = means["test_clip_grad_norm"]
+    assert count == 11 and top == 3
+    # correct and extra_files earn it; the other nine do not
+    assert mean == pytest.approx(2 * 3 / 11)
