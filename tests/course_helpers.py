@@ -59,18 +59,10 @@ def regions(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
 
 
 def solution_answers(aid: str) -> dict[str, str]:
-    """grade_id -> what a student who knows the solution writes in that answer cell:
-    the solution cell without its marker lines."""
-    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
-    return {
-        cell.metadata["nbgrader"]["grade_id"]: "\n".join(
-            ln
-            for ln in cell.source.split("\n")
-            if BEGIN_SOLUTION not in ln and END_SOLUTION not in ln
-        )
-        for cell in nb.cells
-        if cell.metadata.get("nbgrader", {}).get("solution")
-    }
+    """grade_id -> what a student who knows the solution types into that answer cell."""
+    from seqlab.course import solution_answers as answers
+
+    return answers(REPO, aid)
 
 
 def secret_lines(aid: str, min_length: int = 12) -> set[str]:
