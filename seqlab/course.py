@@ -322,15 +322,21 @@ def _autograde_batch(root: Path, aid: str, batch: list[str], everyone: list[str]
     return proc.stdout + proc.stderr
 
 
-def _show_progress(root: Path, aid: str, students: list[str], started: float, futures) -> None:
-    """A progress bar of the submissions graded so far, until every batch is done."""
+def _watch(root, aid, students, started, futures, fingerprints) -> None:
+    """Until every batch is done: mark each submission graded as soon as nbgrader
+    wrote its autograded notebook (it saves the grades before), so that a run
+    killed half way resumes after the last finished one; and show a progress bar."""
     with tqdm(total=len(students), desc=f"autograde {aid}", unit="submission") as bar:
+        pending = list(students)
         while True:
             finished = all(f.done() for f in futures)
-            bar.update(sum(_graded_since(root, aid, s, started) for s in students) - bar.n)
+            for student in [s for s in pending if _graded_since(root, aid, s, started)]:
+                _mark_graded(root, aid, student, fingerprints[student])
+                pending.remove(student)
+                bar.update(1)
             if finished:
                 return
-            time.sleep(1)
+            time.sleep(0.5)
 
 
 def _notes_by_student(root: Path, aid: str, log: str) -> dict[str, str]:
@@ -376,13 +382,12 @@ def grade(
             futures = [
                 pool.submit(_autograde_batch, root, aid, batch, everyone, jobs) for batch in batches
             ]
-            _show_progress(root, aid, students, started, futures)
+            _watch(root, aid, students, started, futures, fingerprints)
             logs = [future.result() for future in futures]
         notes = _notes_by_student(root, aid, "\n".join(logs))
         retry = []
         for student in students:
             if _graded_since(root, aid, student, started):
-                _mark_graded(root, aid, student, fingerprints[student])
                 summary.graded.append((aid, student))
                 if student in notes:
                     summary.notes.append((aid, student, notes[student]))

@@ -253,13 +253,15 @@ def plot_loss(
     baseline: float | None = None,
     title: str | None = "training loss",
     ylim: tuple[float, float] | None = None,
+    baseline_label: str = "loss of predicting 0",
 ) -> Axes:
     """Training loss per step (log y), one line per run.
 
     histories: {label: History} from :func:`seqlab.train.train`. A run that
     diverged ends with an X at the step where its loss stopped being finite
     (at the top edge when ``ylim`` cuts its curve off). baseline: a dotted
-    horizontal line, for example the loss of always predicting 0.
+    horizontal line, for example the loss of always predicting 0, labelled
+    ``baseline_label``.
     """
     ax = _new_axes(ax)
     _plot_series(ax, histories, "loss", ylim)
@@ -269,8 +271,48 @@ def plot_loss(
             color=MUTED,
             linestyle=":",
             linewidth=1.4,
-            label=f"loss of predicting 0 ({baseline:.3g})",
+            label=f"{baseline_label} ({baseline:.3g})",
         )
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_test_loss(
+    histories: Mapping[str, History],
+    ax: Axes | None = None,
+    baseline: float | None = None,
+    baseline_label: str = "trivial baseline",
+    title: str | None = "test loss",
+) -> Axes:
+    """The loss that ``eval_fn`` measured during training (log y), one line per run.
+
+    histories: {label: History} whose ``eval_step`` and ``eval_loss`` were
+    filled by :func:`seqlab.train.train`. baseline: a dotted horizontal line,
+    labelled ``baseline_label``.
+    """
+    ax = _new_axes(ax)
+    for i, (label, history) in enumerate(histories.items()):
+        ax.plot(
+            history.eval_step,
+            history.eval_loss,
+            color=PALETTE[i % len(PALETTE)],
+            label=label,
+            marker="o",
+            markersize=2.5,
+        )
+    if baseline is not None:
+        ax.axhline(
+            baseline,
+            color=MUTED,
+            linestyle=":",
+            linewidth=1.4,
+            label=f"{baseline_label} ({baseline:.3g})",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if title:
         ax.set_title(title)

@@ -29,7 +29,7 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .plots import course_style, plot_norms_against_distance
+from .plots import INK, MUTED, PALETTE, course_style, plot_norms_against_distance
 from .rnn_gradients import gradient_norm_curves
 
 # matplotlib's player draws its buttons with Font Awesome loaded from a CDN.
@@ -214,6 +214,198 @@ class SpectralRadiusExplorer:
         return bundle
 
 
+class GateExplorer:
+    """An LSTM's gates and cell along one adding-problem sequence, with a marker on a slider.
+
+    The LSTM (a :class:`seqlab.lstm.LSTM`, for example one trained on the
+    adding problem) reads a sequence of ``seq_len`` random values whose first
+    marker sits at the position the slider chooses and whose second marker is
+    fixed at ``second``. The figure shows the inputs, then the input gate
+    :math:`i_t`, the forget gate :math:`f_t` and the cell :math:`c_t` of every
+    hidden unit as heat maps over time (Hochreiter & Schmidhuber, 1997).
+
+    positions: the slider's values (also the frames of the static player).
+    dpi: resolution of the frames.
+    """
+
+    def __init__(
+        self,
+        lstm,
+        positions: Sequence[int] = tuple(range(0, 50, 5)),
+        second: int = 75,
+        seq_len: int = 100,
+        random_seed: int = 0,
+        dpi: int = 72,
+    ):
+        positions = [int(p) for p in positions]
+        if len(positions) < 2:
+            raise ValueError(f"positions should hold at least 2 values, got {positions}")
+        if not all(0 <= p < seq_len and p != second for p in positions):
+            raise ValueError(
+                f"positions should lie in [0, {seq_len}) and differ from second={second}, "
+                f"got {positions}"
+            )
+        self.lstm = lstm
+        self.positions = positions
+        self.second = second
+        self.seq_len = seq_len
+        self.dpi = dpi
+        g = torch.Generator().manual_seed(random_seed)
+        self.values = torch.rand(seq_len, generator=g)  # (T,), the same for every frame
+        self._html: str | None = None
+        self._widget: ipywidgets.Widget | None = None
+        self._order: torch.Tensor | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"GateExplorer(first marker at {self.positions[0]}..{self.positions[-1]}, "
+            f"second at {self.second}, {self.seq_len} steps)"
+        )
+
+    def sequence(self, first: int) -> torch.Tensor:
+        """The input (1, T, 2): the fixed values, and markers at ``first`` and ``second``."""
+        markers = torch.zeros(self.seq_len)
+        markers[[first, self.second]] = 1.0
+        return torch.stack([self.values, markers], dim=-1)[None]
+
+    def trace(self, first: int) -> dict[str, torch.Tensor]:
+        """{"i", "f", "g", "o", "c", "h"}: each (T, H), from :meth:`seqlab.lstm.LSTM.trace`."""
+        p = next(self.lstm.parameters())
+        xs = self.sequence(first).to(device=p.device, dtype=p.dtype)
+        return {k: v[0].cpu().float() for k, v in self.lstm.trace(xs).items()}
+
+    def unit_order(self) -> torch.Tensor:
+        """Units sorted by their mean forget gate on the first frame (most remembering on top)."""
+        if self._order is None:
+            self._order = self.trace(self.positions[0])["f"].mean(dim=0).argsort(descending=True)
+        return self._order
+
+    def draw(self, first: int, axes) -> None:
+        """Draw the four panels for one marker position on ``axes`` (4 Axes, cleared first)."""
+        trace = self.trace(first)
+        order = self.unit_order()
+        T = self.seq_len
+        with course_style():
+            for ax in axes:
+                ax.clear()
+                ax.grid(False)
+            ax = axes[0]
+            ax.plot(range(T), self.values.numpy(), color=MUTED, linewidth=1.0)
+            for pos in (first, self.second):
+                ax.plot([pos, pos], [0, self.values[pos].item()], color=PALETTE[1], linewidth=2.0)
+            ax.plot(
+                [first, self.second],
+                self.values[[first, self.second]].numpy(),
+                "o",
+                color=PALETTE[1],
+            )
+            target = self.values[[first, self.second]].sum().item()
+            ax.set_title(
+                f"marked values (orange) at steps {first} and {self.second}: sum {target:.2f}"
+            )
+            ax.set_ylim(0, 1.05)
+            ax.set_xlim(-0.5, T - 0.5)
+            ax.set_ylabel("input")
+            panels = (
+                ("i", r"input gate $i_t$", 0.0, 1.0, "viridis"),
+                ("f", r"forget gate $f_t$", 0.0, 1.0, "viridis"),
+                ("c", r"cell $c_t$", -2.0, 2.0, "RdBu_r"),
+            )
+            for ax, (key, label, low, high, cmap) in zip(axes[1:], panels, strict=True):
+                data = trace[key][:, order].T.numpy()  # (H, T)
+                image = ax.imshow(
+                    data, aspect="auto", vmin=low, vmax=high, cmap=cmap, interpolation="nearest"
+                )
+                ax.set_ylabel(f"{label}\nunit")
+                ax.set_yticks([])
+                for pos in (first, self.second):
+                    ax.axvline(pos, color=INK, linewidth=0.6, linestyle=":")
+                ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+            axes[-1].set_xlabel("step t")
+
+    def _figure(self):
+        with course_style():
+            fig = Figure(figsize=(6.4, 6.4), dpi=self.dpi, layout="constrained")
+            axes = fig.subplots(4, 1, sharex=True, height_ratios=(1, 1.4, 1.4, 1.4))
+        return fig, axes
+
+    def png(self, first: int) -> bytes:
+        """The figure for one marker position as PNG bytes."""
+        fig, axes = self._figure()
+        self.draw(first, axes)
+        buffer = io.BytesIO()
+        with course_style():
+            fig.savefig(buffer, format="png", dpi=self.dpi)
+        return buffer.getvalue()
+
+    def widget(self) -> ipywidgets.Widget:
+        """The live view: a slider over the first marker's position and the figure it redraws."""
+        if self._widget is None:
+            slider = ipywidgets.IntSlider(
+                value=self.positions[0],
+                min=0,
+                max=self.seq_len // 2 - 1,
+                step=1,
+                description="1st marker",
+                continuous_update=False,
+            )
+            image = ipywidgets.Image(value=self.png(slider.value), format="png")
+
+            def redraw(change: dict) -> None:
+                image.value = self.png(change["new"])
+
+            slider.observe(redraw, names="value")
+            self._widget = ipywidgets.VBox([slider, image])
+        return self._widget
+
+    def to_html(self) -> str:
+        """The static view: one frame per position in a self-contained player."""
+        if self._html is None:
+            fig, axes = self._figure()
+            colorbars: list = []
+
+            def frame(i: int):
+                for bar in colorbars:
+                    bar.remove()
+                colorbars.clear()
+                before = set(fig.axes)
+                self.draw(self.positions[i], axes)
+                colorbars.extend(ax for ax in fig.axes if ax not in before)
+                return list(axes)
+
+            animation = FuncAnimation(
+                fig, frame, frames=len(self.positions), interval=500, repeat=False
+            )
+            with course_style(), mpl.rc_context(_FRAME_RC):
+                html = animation.to_jshtml(default_mode="once")
+            alt = (
+                "Inputs, input gate, forget gate and cell state of an LSTM over one "
+                "adding-problem sequence, one frame per position of the first marker from "
+                f"{self.positions[0]} to {self.positions[-1]}"
+            )
+            self._html = offline_jshtml(html, alt=alt)
+        return self._html
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/plain": repr(self), "text/html": self.to_html()}
+        view = self.widget()._repr_mimebundle_() or {}
+        if "application/vnd.jupyter.widget-view+json" in view:
+            bundle["application/vnd.jupyter.widget-view+json"] = view[
+                "application/vnd.jupyter.widget-view+json"
+            ]
+        return bundle
+
+
+def gate_explorer(lstm, **kwargs) -> GateExplorer:
+    """An explorer of an LSTM's gates along an adding-problem sequence.
+
+    Display the result in a notebook cell: a live slider in Jupyter, a player
+    of precomputed frames in the static book. Keyword arguments go to
+    :class:`GateExplorer`.
+    """
+    return GateExplorer(lstm, **kwargs)
+
+
 def spectral_radius_explorer(**kwargs) -> SpectralRadiusExplorer:
     """An explorer of how the spectral radius of W_hh sets the gradient's fate.
 
@@ -224,4 +416,10 @@ def spectral_radius_explorer(**kwargs) -> SpectralRadiusExplorer:
     return SpectralRadiusExplorer(**kwargs)
 
 
-__all__ = ["SpectralRadiusExplorer", "offline_jshtml", "spectral_radius_explorer"]
+__all__ = [
+    "GateExplorer",
+    "SpectralRadiusExplorer",
+    "gate_explorer",
+    "offline_jshtml",
+    "spectral_radius_explorer",
+]

@@ -337,3 +337,375 @@ WRONG = {
         "    return [g * 0 for g in grads], grads[0].sum() * 0",
     },
 }
+
+# chapter 2: lstm_gru. An lstm_forward bug computes its own cell, so it stays in its cell.
+LSTM_CELL = {
+    "gate_order_i_f_o_g": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, o, g = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+""",
+    "forget_gate_on_the_candidate": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = torch.sigmoid(i) * c + torch.sigmoid(f) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+""",
+    "tanh_for_the_output_gate": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.tanh(o) * torch.tanh(c_new), c_new
+""",
+    "h_from_the_old_cell": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c_new
+""",
+    "h_without_tanh_of_the_cell": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * c_new, c_new
+""",
+    "only_the_input_bias": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+""",
+    "returns_c_then_h": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return c_new, torch.sigmoid(o) * torch.tanh(c_new)
+""",
+    "sigmoid_for_the_candidate": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = torch.sigmoid(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_new = f * c + i * g
+    return o * torch.tanh(c_new), c_new
+""",
+    "updates_c_in_place": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c.mul_(torch.sigmoid(f)).add_(torch.sigmoid(i) * torch.tanh(g))
+    return torch.sigmoid(o) * torch.tanh(c), c
+""",
+    "casts_to_float32": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).float().chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c.float() + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+""",
+    "delegates_to_torch_lstm_cell": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    return torch.lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)
+""",
+    "delegates_to_nn_lstmcell": """
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    cell = torch.nn.LSTMCell(W_ih.shape[1], W_hh.shape[1]).to(x)
+    with torch.no_grad():
+        cell.weight_ih.copy_(W_ih); cell.weight_hh.copy_(W_hh)
+        cell.bias_ih.copy_(b_ih); cell.bias_hh.copy_(b_hh)
+    return cell(x, (h, c))
+""",
+    "delegates_to_seqlab": """
+from seqlab.lstm import lstm_cell as _seqlab_cell
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    return _seqlab_cell(x, h, c, W_ih, W_hh, b_ih, b_hh)
+""",
+}
+
+GRU_CELL = {
+    "reset_before_the_product_as_in_cho": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    H = h.shape[1]
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_r, h_z, _ = (h @ W_hh.T + b_hh).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + (r * h) @ W_hh[2 * H:].T + b_hh[2 * H:])
+    return (1 - z) * n + z * h
+""",
+    "reset_leaves_out_the_hidden_bias": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    H = h.shape[1]
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_r, h_z, h_n = (h @ W_hh.T).chunk(3, dim=1)
+    r = torch.sigmoid(x_r + h_r + b_hh[:H])
+    z = torch.sigmoid(x_z + h_z + b_hh[H:2 * H])
+    n = torch.tanh(x_n + r * h_n + b_hh[2 * H:])
+    return (1 - z) * n + z * h
+""",
+    "update_gate_flipped": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_r, h_z, h_n = (h @ W_hh.T + b_hh).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return z * n + (1 - z) * h
+""",
+    "gate_order_z_r_n": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    x_z, x_r, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_z, h_r, h_n = (h @ W_hh.T + b_hh).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h
+""",
+    "only_the_input_bias": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_r, h_z, h_n = (h @ W_hh.T).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h
+""",
+    "sums_before_splitting_so_no_reset": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    r, z, n = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(3, dim=1)
+    z = torch.sigmoid(z)
+    return (1 - z) * torch.tanh(n) + z * h
+""",
+    "sigmoid_for_the_candidate": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_r, h_z, h_n = (h @ W_hh.T + b_hh).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.sigmoid(x_n + r * h_n)
+    return (1 - z) * n + z * h
+""",
+    "updates_h_in_place": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)
+    h_r, h_z, h_n = (h @ W_hh.T + b_hh).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return h.mul_(z).add_((1 - z) * n)
+""",
+    "casts_to_float32": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    x_r, x_z, x_n = (x @ W_ih.T + b_ih).float().chunk(3, dim=1)
+    h_r, h_z, h_n = (h @ W_hh.T + b_hh).float().chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h.float()
+""",
+    "delegates_to_torch_gru_cell": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    return torch.gru_cell(x, h, W_ih, W_hh, b_ih, b_hh)
+""",
+    "delegates_to_nn_grucell": """
+def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    cell = torch.nn.GRUCell(W_ih.shape[1], W_hh.shape[1]).to(x)
+    with torch.no_grad():
+        cell.weight_ih.copy_(W_ih); cell.weight_hh.copy_(W_hh)
+        cell.bias_ih.copy_(b_ih); cell.bias_hh.copy_(b_hh)
+    return cell(x, h)
+""",
+}
+
+_CELL = """
+def _cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+"""
+
+LSTM_FORWARD = {
+    "time_first_stack": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs), (h, c)
+""",
+    "final_cell_is_the_initial_one": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (h, c0)
+""",
+    "final_state_c_then_h": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (c, h)
+""",
+    "stacks_the_cells_not_the_hidden_states": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, cs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        cs.append(c)
+    return torch.stack(cs, dim=1), (h, c)
+""",
+    "includes_h0": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, [h0]
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs[:-1], dim=1), (h, c)
+""",
+    "restarts_the_cell_every_step": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c0, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (h, c)
+""",
+    "detaches_the_state": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h.detach(), c.detach(), W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (h, c)
+""",
+    "reads_the_sequence_backwards": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in reversed(range(xs.shape[1])):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (h, c)
+""",
+    "preallocates_float32_zeros": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    B, T, _ = xs.shape
+    hs = torch.zeros(B, T, h0.shape[1], device=xs.device)
+    h, c = h0, c0
+    for t in range(T):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs[:, t] = h
+    return hs, (h, c)
+""",
+    "writes_the_state_into_h0_and_c0": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    hs = []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h0, c0, W_ih, W_hh, b_ih, b_hh)
+        h0.data.copy_(h); c0.data.copy_(c)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (h, c)
+""",
+    "delegates_to_nn_lstm": """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    lstm = torch.nn.LSTM(W_ih.shape[1], W_hh.shape[1], batch_first=True).to(xs)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(W_ih); lstm.weight_hh_l0.copy_(W_hh)
+        lstm.bias_ih_l0.copy_(b_ih); lstm.bias_hh_l0.copy_(b_hh)
+    hs, (h, c) = lstm(xs, (h0[None], c0[None]))
+    return hs, (h[0], c[0])
+""",
+    "delegates_to_torch_lstm": """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    hs, h, c = torch.lstm(xs, (h0[None], c0[None]), [W_ih, W_hh, b_ih, b_hh],
+                          True, 1, 0.0, False, False, True)
+    return hs, (h[0], c[0])
+""",
+    "loops_over_torch_lstm_cell": """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = torch.lstm_cell(xs[:, t], (h, c), W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), (h, c)
+""",
+    "delegates_to_seqlab": """
+import seqlab.lstm as _seqlab_lstm
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    return _seqlab_lstm.lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh)
+""",
+}
+
+FIRST_STEP_GRADIENT = {
+    "sums_every_state_not_the_last": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x).sum(), x)
+    return grad[:, 0].norm()
+""",
+    "gradient_at_the_last_input": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return grad[:, -1].norm()
+""",
+    "norm_of_the_whole_gradient": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return grad.norm()
+""",
+    "mean_of_the_last_state": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].mean(), x)
+    return grad[:, 0].norm()
+""",
+    "switches_on_requires_grad_of_xs": """
+def first_step_gradient(forward, xs):
+    xs.requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(xs)[:, -1].sum(), xs)
+    return grad[:, 0].norm()
+""",
+    "mean_of_per_sequence_norms": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return grad[:, 0].norm(dim=1).mean()
+""",
+    "returns_a_float": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return grad[:, 0].norm().item()
+""",
+    "squared_norm": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return (grad[:, 0] ** 2).sum()
+""",
+    "first_state_not_the_last": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, 0].sum(), x)
+    return grad[:, 0].norm()
+""",
+}
+
+PLANTED["lstm_gru"] = {
+    "lstm_cell": LSTM_CELL,
+    "gru_cell": GRU_CELL,
+    "lstm_forward": LSTM_FORWARD,
+    "first_step_gradient": FIRST_STEP_GRADIENT,
+}
+
+WRONG["lstm_gru"] = {
+    "lstm_cell": "def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):\n    return h * 0, c * 0",
+    "gru_cell": "def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):\n    return h * 0",
+    "lstm_forward": "def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):\n"
+    "    return h0.unsqueeze(1).repeat(1, xs.shape[1], 1) * 0, (h0 * 0, c0 * 0)",
+    "first_step_gradient": "def first_step_gradient(forward, xs):\n    return xs.sum() * 0",
+}

@@ -17,7 +17,22 @@ import yaml
 pytestmark = pytest.mark.book
 
 REPO = Path(__file__).resolve().parents[1]
-CHAPTER = "book/rnn_gradients"
+# Each chapter's page, with what it must show: figures, explorer frames, glued numbers,
+# and authors it cites (who must appear in the bibliography).
+CHAPTERS = {
+    "rnn_gradients": {
+        "figures": 4,
+        "frames": 10,
+        "glued": 40,
+        "authors": ("Pascanu", "Bengio", "Hochreiter", "Schuster"),
+    },
+    "lstm_gru": {
+        "figures": 4,
+        "frames": 6,
+        "glued": 40,
+        "authors": ("Hochreiter", "Gers", "Cho", "Jozefowicz"),
+    },
+}
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +79,15 @@ def pages(html_dir) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session", params=list(CHAPTERS))
+def aid(request) -> str:
+    """A chapter's id: its page is book/<aid>.md, its exercise exercises/<aid>/."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def chapter(html_dir) -> str:
-    return (html_dir / f"{CHAPTER}.html").read_text(encoding="utf-8")
+def chapter(html_dir, aid) -> str:
+    return (html_dir / "book" / f"{aid}.html").read_text(encoding="utf-8")
 
 
 def _toc_files() -> list[str]:
@@ -83,6 +104,12 @@ def _toc_files() -> list[str]:
     return files
 
 
+def test_every_chapter_with_an_exercise_is_checked_here():
+    from seqlab.course import assignments
+
+    assert set(assignments(REPO)) == set(CHAPTERS)
+
+
 def test_book_builds_without_warnings(build):
     process, _ = build
     assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-4000:]
@@ -91,26 +118,27 @@ def test_book_builds_without_warnings(build):
 
 def test_every_page_in_the_toc_becomes_an_html_page(html_dir):
     files = _toc_files()
-    assert CHAPTER in files and "book/bibliography" in files
+    assert {f"book/{aid}" for aid in CHAPTERS} <= set(files) and "book/bibliography" in files
     missing = [f for f in files if not (html_dir / f"{f}.html").is_file()]
     assert missing == []
 
 
-def test_chapter_shows_its_figures_with_alt_text(html_dir, chapter):
+def test_chapter_shows_its_figures_with_alt_text(html_dir, chapter, aid):
+    figures = CHAPTERS[aid]["figures"]
     images = re.findall(r'<img [^>]*src="\.\./_images/[^"]+\.png"[^>]*>', chapter)
-    assert len(images) >= 4, "the chapter should show its four figures"
+    assert len(images) >= figures, f"the chapter should show its {figures} figures"
     for img in images:
         src = re.search(r'src="([^"]+)"', img).group(1)
         alt = re.search(r'alt="([^"]*)"', img)
         assert alt and len(alt.group(1)) > 20, f"{src} needs an alt text that describes it"
         assert (html_dir / "book" / src).resolve().is_file(), f"{src} is missing from the build"
-    assert len(re.findall(r'<figure [^>]*id="fig-', chapter)) >= 4
+    assert len(re.findall(r'<figure [^>]*id="fig-', chapter)) >= figures
 
 
-def test_chapter_shows_the_explorer_as_a_javascript_player(chapter):
+def test_chapter_shows_the_explorer_as_a_javascript_player(chapter, aid):
     assert 'class="anim-slider"' in chapter
     frames = re.findall(r'frames\[\d+\] = "data:image/png;base64,', chapter)
-    assert len(frames) >= 10, "the player should hold one precomputed frame per rho"
+    assert len(frames) >= CHAPTERS[aid]["frames"], "the player should hold precomputed frames"
     assert re.search(r'<img alt="[^"]+" id="_anim_img', chapter)
     # the live widget's view has no kernel in a static page: it must not be rendered
     assert 'type="application/vnd.jupyter.widget-view+json"' not in chapter
@@ -132,9 +160,9 @@ def test_no_page_shows_unrendered_glue(pages):
         assert "{glue" not in html, f"{name} shows a glue role that was not rendered"
 
 
-def test_chapter_prose_quotes_numbers_computed_by_the_page(chapter):
+def test_chapter_prose_quotes_numbers_computed_by_the_page(chapter, aid):
     pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', chapter)
-    assert len(pasted) >= 40
+    assert len(pasted) >= CHAPTERS[aid]["glued"]
     assert all(text.strip() for text in pasted)
 
 
@@ -181,16 +209,16 @@ def test_downloadable_exercise_is_exactly_the_student_release(html_dir):
         assert download.read_bytes() == (REPO / "exercises" / aid / f"{aid}.ipynb").read_bytes()
 
 
-def test_chapter_links_the_downloadable_exercise_notebook(html_dir, chapter):
-    links = re.findall(r'href="(\.\./_downloads/[^"]+/rnn_gradients\.ipynb)"', chapter)
+def test_chapter_links_the_downloadable_exercise_notebook(html_dir, chapter, aid):
+    links = re.findall(rf'href="(\.\./_downloads/[^"]+/{aid}\.ipynb)"', chapter)
     assert links, "the chapter should link its exercise notebook for download"
     assert (html_dir / "book" / links[0]).resolve().is_file()
     text = re.sub(r"<[^>]+>", "", chapter)  # code blocks are split into highlighted spans
-    assert "nbgrader validate rnn_gradients.ipynb" in text
+    assert f"nbgrader validate {aid}.ipynb" in text
 
 
-def test_chapter_citations_point_to_the_bibliography(chapter, pages):
+def test_chapter_citations_point_to_the_bibliography(chapter, pages, aid):
     assert re.search(r'href="bibliography\.html#id\d+"', chapter)
     bibliography = pages["book/bibliography.html"]
-    for author in ("Pascanu", "Bengio", "Hochreiter", "Schuster"):
+    for author in CHAPTERS[aid]["authors"]:
         assert author in bibliography

@@ -6,6 +6,7 @@ import re
 import ipywidgets
 import matplotlib.pyplot as plt
 import pytest
+import torch
 
 from seqlab.widgets import SpectralRadiusExplorer, offline_jshtml, spectral_radius_explorer
 
@@ -120,3 +121,47 @@ def test_offline_jshtml_removes_the_cdn_stylesheet_and_replaces_icons():
     assert "font-awesome" not in out and "<i " not in out
     assert "\u25b6" in out and "\u25c0" in out
     assert '<img alt="frames &quot;for&quot; a &amp; b" id="_anim_img1">' in out
+
+
+@pytest.fixture(scope="module")
+def gates():
+    from seqlab.lstm import LSTM
+    from seqlab.widgets import gate_explorer
+
+    torch.manual_seed(0)
+    return gate_explorer(LSTM(2, 6, forget_bias=1.0), positions=(0, 4, 8), second=15, seq_len=20)
+
+
+@pytest.mark.lstm_gru
+def test_gate_explorer_offers_a_widget_and_an_offline_player_with_a_frame_per_position(gates):
+    bundle = gates._repr_mimebundle_()
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    html = bundle["text/html"]
+    frames = _frames(html)
+    assert len(frames) == 3 and len(set(frames)) == 3
+    assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
+    assert "https://" not in html and "<link" not in html
+    img = re.search(r'<img [^>]*id="_anim_img[^>]*>', html).group(0)
+    assert re.search(r'alt="[^"]*forget gate[^"]*"', img)
+
+
+@pytest.mark.lstm_gru
+def test_gate_explorer_slider_moves_the_first_marker(gates):
+    slider, image = gates.widget().children
+    assert isinstance(slider, ipywidgets.IntSlider) and slider.value == 0
+    slider.value = 8
+    assert bytes(image.value) == gates.png(8)
+    xs = gates.sequence(8)
+    assert xs.shape == (1, 20, 2) and xs[0, :, 1].nonzero().flatten().tolist() == [8, 15]
+    trace = gates.trace(8)
+    assert set(trace) == set("ifgoch") and trace["f"].shape == (20, 6)
+    slider.value = 0
+
+
+@pytest.mark.lstm_gru
+def test_gate_explorer_rejects_positions_outside_the_sequence():
+    from seqlab.lstm import LSTM
+    from seqlab.widgets import GateExplorer
+
+    with pytest.raises(ValueError, match="positions should lie in"):
+        GateExplorer(LSTM(2, 3), positions=(0, 30), seq_len=20, second=15)
