@@ -16,8 +16,12 @@ def root(tmp_path):
     return scratch_course(tmp_path / "course")
 
 
-def test_assignments_are_the_chapter_folders_of_solutions(root):
-    assert course.assignments(root) == ["rnn_gradients"]
+def test_assignments_are_the_chapter_folders_of_solutions_that_hold_a_notebook(root):
+    (root / "solutions" / "notes").mkdir()  # no notebook: not an assignment
+    (root / "solutions" / "README.txt").write_text("not a folder")
+    got = course.assignments(root)
+    assert got == sorted(got) and {"rnn_gradients", "lstm_gru"} <= set(got)
+    assert "notes" not in got and "README.txt" not in got
 
 
 def test_find_root_walks_up_and_says_where_it_looked(root, tmp_path):
