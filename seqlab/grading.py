@@ -43,24 +43,25 @@ import torch.testing
 
 # Built-ins that do the whole job of a graded function. Dotted paths are
 # resolved lazily; a path that does not exist in this torch version is skipped.
+# The built-ins that run a whole recurrent cell or layer, shared by the
+# graded functions that write one.
+_TORCH_RNN = (
+    "torch.rnn_tanh_cell", "torch.rnn_tanh", "torch.rnn_relu_cell", "torch.rnn_relu",
+    "torch.nn.RNNCell.forward", "torch.nn.RNN.forward",
+)  # fmt: skip
+_TORCH_LSTM = (
+    "torch.lstm_cell", "torch.lstm", "torch._VF.lstm_cell", "torch._VF.lstm",
+    "torch.nn.LSTMCell.forward", "torch.nn.LSTM.forward",
+)  # fmt: skip
+_TORCH_GRU = (
+    "torch.gru_cell", "torch.gru", "torch._VF.gru_cell", "torch._VF.gru",
+    "torch.nn.GRUCell.forward", "torch.nn.GRU.forward",
+)  # fmt: skip
+
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     # chapter 1: rnn_gradients
-    "rnn_step": (
-        "torch.rnn_tanh_cell",
-        "torch.rnn_tanh",
-        "torch.rnn_relu_cell",
-        "torch.rnn_relu",
-        "torch.nn.RNNCell.forward",
-        "torch.nn.RNN.forward",
-    ),
-    "rnn_forward": (
-        "torch.rnn_tanh_cell",
-        "torch.rnn_tanh",
-        "torch.rnn_relu_cell",
-        "torch.rnn_relu",
-        "torch.nn.RNNCell.forward",
-        "torch.nn.RNN.forward",
-    ),
+    "rnn_step": _TORCH_RNN,
+    "rnn_forward": _TORCH_RNN,
     "scale_spectral_radius": (),
     "matrix_power_norms": (
         "torch.linalg.matrix_power",
@@ -75,30 +76,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "torch.nn.utils.clip_grad.clip_grad_norm_",
     ),
     # chapter 2: lstm_gru
-    "lstm_cell": (
-        "torch.lstm_cell",
-        "torch.lstm",
-        "torch.nn.LSTMCell.forward",
-        "torch.nn.LSTM.forward",
-        "torch._VF.lstm_cell",
-        "torch._VF.lstm",
-    ),
-    "gru_cell": (
-        "torch.gru_cell",
-        "torch.gru",
-        "torch.nn.GRUCell.forward",
-        "torch.nn.GRU.forward",
-        "torch._VF.gru_cell",
-        "torch._VF.gru",
-    ),
-    "lstm_forward": (
-        "torch.lstm_cell",
-        "torch.lstm",
-        "torch.nn.LSTMCell.forward",
-        "torch.nn.LSTM.forward",
-        "torch._VF.lstm_cell",
-        "torch._VF.lstm",
-    ),
+    "lstm_cell": _TORCH_LSTM,
+    "gru_cell": _TORCH_GRU,
+    "lstm_forward": _TORCH_LSTM,
     "first_step_gradient": (),
 }
 
