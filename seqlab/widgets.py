@@ -68,7 +68,33 @@ def offline_jshtml(html: str, alt: str = "") -> str:
     return html.replace('<img id="_anim_img', f'<img alt="{alt_attr}" id="_anim_img', 1)
 
 
-class SpectralRadiusExplorer:
+class _Explorer:
+    """What every explorer shares: a figure drawn for one value of its slider as
+    PNG (the live widget shows it), and a mime bundle holding both the live
+    widget and the static player, so Jupyter shows the one and the book the
+    other. A subclass defines ``_figure() -> (fig, parts)``, ``draw(value,
+    parts)``, ``widget()`` and ``to_html()``, and sets ``dpi``."""
+
+    def png(self, value) -> bytes:
+        """The figure for one value of the slider as PNG bytes."""
+        fig, parts = self._figure()
+        self.draw(value, parts)
+        buffer = io.BytesIO()
+        with course_style():
+            fig.savefig(buffer, format="png", dpi=self.dpi)
+        return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/plain": repr(self), "text/html": self.to_html()}
+        view = self.widget()._repr_mimebundle_() or {}
+        if "application/vnd.jupyter.widget-view+json" in view:
+            bundle["application/vnd.jupyter.widget-view+json"] = view[
+                "application/vnd.jupyter.widget-view+json"
+            ]
+        return bundle
+
+
+class SpectralRadiusExplorer(_Explorer):
     """Gradient norm against distance, with the spectral radius of W_hh on a slider.
 
     For each rho, W_hh is one fixed random Gaussian (H, H) matrix rescaled to
@@ -153,15 +179,6 @@ class SpectralRadiusExplorer:
             ax = fig.add_subplot()
         return fig, ax
 
-    def png(self, rho: float) -> bytes:
-        """The figure for one rho as PNG bytes."""
-        fig, ax = self._figure()
-        self.draw(rho, ax)
-        buffer = io.BytesIO()
-        with course_style():
-            fig.savefig(buffer, format="png", dpi=self.dpi)
-        return buffer.getvalue()
-
     def widget(self) -> ipywidgets.Widget:
         """The live view: a slider over rho and the figure it redraws."""
         if self._widget is None:
@@ -204,17 +221,8 @@ class SpectralRadiusExplorer:
             self._html = offline_jshtml(html, alt=alt)
         return self._html
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = {"text/plain": repr(self), "text/html": self.to_html()}
-        view = self.widget()._repr_mimebundle_() or {}
-        if "application/vnd.jupyter.widget-view+json" in view:
-            bundle["application/vnd.jupyter.widget-view+json"] = view[
-                "application/vnd.jupyter.widget-view+json"
-            ]
-        return bundle
 
-
-class GateExplorer:
+class GateExplorer(_Explorer):
     """An LSTM's gates and cell along one adding-problem sequence, with a marker on a slider.
 
     The LSTM (a :class:`seqlab.lstm.LSTM`, for example one trained on the
@@ -329,15 +337,6 @@ class GateExplorer:
             axes = fig.subplots(4, 1, sharex=True, height_ratios=(1, 1.4, 1.4, 1.4))
         return fig, axes
 
-    def png(self, first: int) -> bytes:
-        """The figure for one marker position as PNG bytes."""
-        fig, axes = self._figure()
-        self.draw(first, axes)
-        buffer = io.BytesIO()
-        with course_style():
-            fig.savefig(buffer, format="png", dpi=self.dpi)
-        return buffer.getvalue()
-
     def widget(self) -> ipywidgets.Widget:
         """The live view: a slider over the first marker's position and the figure it redraws."""
         if self._widget is None:
@@ -385,15 +384,6 @@ class GateExplorer:
             )
             self._html = offline_jshtml(html, alt=alt)
         return self._html
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = {"text/plain": repr(self), "text/html": self.to_html()}
-        view = self.widget()._repr_mimebundle_() or {}
-        if "application/vnd.jupyter.widget-view+json" in view:
-            bundle["application/vnd.jupyter.widget-view+json"] = view[
-                "application/vnd.jupyter.widget-view+json"
-            ]
-        return bundle
 
 
 def gate_explorer(lstm, **kwargs) -> GateExplorer:
