@@ -39,9 +39,11 @@ grade: venv
 		$(if $(REGRADE),--regrade)
 
 # a synthetic class (correct, blank, partly wrong, hostile) graded and checked
+# make demo-class [ASSIGNMENT=id]
 demo-class: venv
 	rm -rf demo-class
-	$(BIN)/python -m seqlab.course demo-class --dir demo-class
+	$(BIN)/python -m seqlab.course demo-class --dir demo-class \
+		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 clean:
 	rm -rf _build .pytest_cache

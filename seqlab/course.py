@@ -92,7 +92,7 @@ def _nbgrader(
     env.update(threads or {})
     # A session of its own, so that a timeout stops the kernel nbgrader started too.
     with subprocess.Popen(
-        [sys.executable, "-m", "nbgrader", *args],
+        [*_DIE_WITH_PARENT, sys.executable, "-m", "nbgrader", *args],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
@@ -110,6 +110,12 @@ def _nbgrader(
     if check and proc.returncode != 0:
         raise CourseError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
     return proc
+
+
+# nbgrader is killed when the process that started it dies (a grading run stopped
+# with Ctrl-C or kill, a cluster worker lost): no orphan keeps writing grades. Its
+# kernel follows (ipykernel exits when its parent goes).
+_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -563,9 +569,12 @@ def _submission_path(root: Path, student: str, aid: str, name: str) -> Path:
     return folder / name
 
 
-def demo_class(dest: Path, source: Path | None = None, jobs: int | None = None) -> list[str]:
-    """Copy the course to ``dest``, write a demo class for every chapter, grade it,
-    and return the mismatches between what each submission got and should get."""
+def demo_class(
+    dest: Path, source: Path | None = None, jobs: int | None = None, ids: list[str] | None = None
+) -> list[str]:
+    """Copy the course to ``dest``, write a demo class for every chapter (or those in
+    ``ids``), grade it, and return the mismatches between what each submission got
+    and should get."""
     source = source or find_root()
     if dest.exists():
         raise CourseError(f"{dest} exists already; the demo class needs a new folder")
@@ -573,8 +582,14 @@ def demo_class(dest: Path, source: Path | None = None, jobs: int | None = None) 
     shutil.copy2(source / "nbgrader_config.py", dest / "nbgrader_config.py")
     for folder in ("solutions", "exercises"):
         shutil.copytree(source / folder, dest / folder)
-    expected = {aid: write_demo_class(dest, aid) for aid in assignments(dest)}
-    summary = grade(dest, jobs=jobs)
+    chapters = assignments(dest)
+    unknown = sorted(set(ids or ()) - set(chapters))
+    if unknown:
+        raise CourseError(
+            f"no assignment {', '.join(unknown)}; the course has {', '.join(chapters)}"
+        )
+    expected = {aid: write_demo_class(dest, aid) for aid in ids or chapters}
+    summary = grade(dest, list(expected), jobs=jobs)
     _print_summary(dest, summary)
     failed = {(aid, student): why for aid, student, why in summary.failed}
     scores = {(r["assignment"], r["student_id"]): float(r["score"]) for r in read_grades(dest)}
@@ -672,9 +687,16 @@ def main(argv: list[str] | None = None) -> int:
     p_grade.add_argument("--zip", type=Path, help="a zip of LMS downloads to collect first")
     p_grade.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
     p_grade.add_argument("--regrade", action="store_true", help="grade unchanged submissions again")
+    p_grade.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="grade on a Dask cluster: its scheduler's address, or local:N for N worker "
+        "processes here (needs SEQLAB_GRADEBOOK_URL on a database server)",
+    )
     p_demo = sub.add_parser("demo-class", help="grade a synthetic class and check every score")
     p_demo.add_argument("--dir", type=Path, default=Path("demo-class"), help="a new folder for it")
     p_demo.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
+    p_demo.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     args = parser.parse_args(argv)
     try:
         root = find_root()
@@ -686,11 +708,17 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.assignment or len(args.assignment) != 1:
                     raise CourseError("--zip needs exactly one --assignment ID")
                 collect_zip(root, args.zip, args.assignment[0])
-            _print_summary(root, grade(root, args.assignment, args.jobs, args.regrade))
+            if args.cluster:
+                from seqlab import cluster
+
+                summary, _ = cluster.grade(root, args.assignment, args.cluster, args.regrade)
+            else:
+                summary = grade(root, args.assignment, args.jobs, args.regrade)
+            _print_summary(root, summary)
         elif args.command == "demo-class":
             # a short per-cell limit, so the infinite loop costs seconds, not a minute
             os.environ.setdefault("SEQLAB_CELL_TIMEOUT", "20")
-            problems = demo_class(args.dir.resolve(), root, args.jobs)
+            problems = demo_class(args.dir.resolve(), root, args.jobs, args.assignment)
             if problems:
                 raise CourseError(
                     "the demo class was not graded as expected:\n" + "\n".join(problems)
