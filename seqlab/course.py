@@ -152,19 +152,42 @@ def sync_gradebook(root: Path, aid: str) -> bool:
     exercises/<aid>/ (False means exercises/ is out of date: run ``make release``).
     """
     with tempfile.TemporaryDirectory(prefix="seqlab-release-") as scratch:
-        _nbgrader(
-            root,
-            "generate_assignment",
-            aid,
-            "--force",
-            f"--CourseDirectory.release_directory={scratch}",
-        )
+        for attempt in range(3):
+            proc = _nbgrader(
+                root,
+                "generate_assignment",
+                aid,
+                "--force",
+                f"--CourseDirectory.release_directory={scratch}",
+                check=False,
+            )
+            # two graders starting at once on a new PostgreSQL gradebook both create
+            # its tables: the one that loses that race finds them when it tries again
+            if proc.returncode == 0 or not _concurrent_write(proc.stdout + proc.stderr):
+                break
+            time.sleep(1 + attempt)
+        if proc.returncode != 0:
+            raise CourseError(f"nbgrader generate_assignment {aid} failed:\n{proc.stderr}")
         fresh = Path(scratch) / aid
         return all(
             (root / "exercises" / aid / nb.name).is_file()
             and (root / "exercises" / aid / nb.name).read_bytes() == nb.read_bytes()
             for nb in fresh.glob("*.ipynb")
         )
+
+
+# what a gradebook write that met another grader's says; the write is tried again
+_CONCURRENT_WRITE = (
+    "database is locked",  # SQLite: one writer at a time
+    "UniqueViolation",  # PostgreSQL: both inserted the same new row
+    "DuplicateObject",  # ... or created the same table or type
+    "DuplicateTable",
+    "DeadlockDetected",
+)
+
+
+def _concurrent_write(log: str) -> bool:
+    return any(marker in log for marker in _CONCURRENT_WRITE)
 
 
 def collect_zip(root: Path, zip_path: Path, aid: str) -> None:
@@ -244,9 +267,10 @@ def autograde(
 
     It counts as graded when nbgrader wrote a fresh autograded notebook, even if
     some cells failed or were stopped at their time limit (those lose their
-    points). Two graders writing to one SQLite gradebook can meet a lock; such a
-    run is repeated (nbgrader's --force makes a repeat idempotent). A submission
-    still running after ``limit`` seconds is stopped, kernel included.
+    points). Two graders writing to one gradebook can meet a lock (SQLite) or
+    insert the same new row (PostgreSQL); such a run is repeated (nbgrader's
+    --force makes a repeat idempotent). A submission still running after
+    ``limit`` seconds is stopped, kernel included.
     """
     fingerprint = _fingerprint(root, aid, student)
     for _ in range(retries):
@@ -266,7 +290,7 @@ def autograde(
         except subprocess.TimeoutExpired:
             return f"stopped after {limit:.0f} s (every cell has its own limit too)", None
         log = proc.stdout + proc.stderr
-        if "database is locked" not in log:
+        if not _concurrent_write(log):
             break
     note = (
         "a cell ran past its time limit and was stopped" if "Interrupting kernel" in log else None
@@ -378,6 +402,8 @@ def grade(
         students = [s for s in everyone if regrade or not is_graded(root, aid, s)]
         summary.unchanged.extend((aid, s) for s in everyone if s not in students)
         if not students:
+            if everyone:  # feedback again: it shows manual grades given since
+                _nbgrader(root, "generate_feedback", aid, "--force")
             continue
         if not sync_gradebook(root, aid):
             summary.stale.append(aid)

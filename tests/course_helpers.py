@@ -65,6 +65,11 @@ def solution_answers(aid: str) -> dict[str, str]:
     return answers(REPO, aid)
 
 
+# Idioms that any PyTorch code has: in a solution or hidden test they give nothing away,
+# and a book page or a released notebook may well contain them.
+COMMON_LINES = {"with torch.no_grad():", "@torch.no_grad()"}
+
+
 def secret_lines(aid: str, min_length: int = 12) -> set[str]:
     """Lines of solutions and hidden tests that never appear in the visible parts."""
     nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
@@ -76,7 +81,7 @@ def secret_lines(aid: str, min_length: int = 12) -> set[str]:
         _, outside = regions(cell.source, BEGIN_HIDDEN, END_HIDDEN)
         _, outside_solution = regions("\n".join(outside), BEGIN_SOLUTION, END_SOLUTION)
         visible.update(ln.strip() for ln in outside_solution)
-    return {ln for ln in hidden - visible if len(ln) >= min_length}
+    return {ln for ln in hidden - visible - COMMON_LINES if len(ln) >= min_length}
 
 
 def release_notebook(root: Path, aid: str) -> nbformat.NotebookNode:
@@ -104,10 +109,13 @@ def submit(root: Path, student: str, aid: str, nb) -> Path:
     return path
 
 
-def cell_scores(root: Path, aid: str, student: str) -> dict[str, tuple[float, float]]:
-    """grade_id -> (score, max score) for one student's autograded notebook."""
+def cell_scores(
+    root: Path, aid: str, student: str, url: str | None = None
+) -> dict[str, tuple[float, float]]:
+    """grade_id -> (score, max score) for one student's autograded notebook, from the
+    gradebook at ``url`` (default: the course's SQLite file)."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+    with Gradebook(url or f"sqlite:///{root / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook(aid, aid, student)
         return {g.name: (g.score, g.max_score) for g in nb.grades}
