@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Keep the course's tests and books off a GPU unless asked: CI has none.
 export MPLBACKEND := Agg
 
-.PHONY: book test release grade demo-class lint clean venv
+.PHONY: book test screenshots bench release grade demo-class lint clean venv
 
 venv: $(VENV)/.installed
 
@@ -26,17 +26,28 @@ book: venv
 	touch _build/html/.nojekyll
 
 test: venv
-	$(BIN)/ruff check seqlab tests
+	$(BIN)/ruff check seqlab tests book/_ext
 	$(BIN)/python -m pytest
+
+# the course measured end to end: bench/results.md, bench/results.json, README's table
+bench: venv
+	$(BIN)/python bench/run.py
+
+# every page of the built book at desktop and phone width, in _build/screenshots
+# (headless chromium: apt-get install chromium)
+screenshots: book
+	$(BIN)/python tests/browser.py _build/html _build/screenshots
 
 release: venv
 	$(BIN)/python -m seqlab.course release
 
 # make grade [ZIP=downloads.zip ASSIGNMENT=id] [JOBS=n] [REGRADE=1]
+#            [CLUSTER=<Dask scheduler address, or local:N>]  (a PostgreSQL gradebook:
+#            SEQLAB_GRADEBOOK_URL=postgresql://...; see book/instructors.md)
 grade: venv
 	$(BIN)/python -m seqlab.course grade $(if $(ZIP),--zip $(ZIP)) \
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
-		$(if $(REGRADE),--regrade)
+		$(if $(REGRADE),--regrade) $(if $(CLUSTER),--cluster $(CLUSTER))
 
 # a synthetic class (correct, blank, partly wrong, hostile) graded and checked
 # make demo-class [ASSIGNMENT=id]

@@ -57,6 +57,21 @@ _TORCH_GRU = (
     "torch.gru_cell", "torch.gru", "torch._VF.gru_cell", "torch._VF.gru",
     "torch.nn.GRUCell.forward", "torch.nn.GRU.forward",
 )  # fmt: skip
+# The built-ins that compute a whole attention (scores, softmax and weighted sum).
+_TORCH_ATTENTION = (
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch._C._nn.scaled_dot_product_attention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "torch.nn.MultiheadAttention.forward",
+    "torch._native_multi_head_attention",
+    "torch._scaled_dot_product_attention_math",
+    "torch._scaled_dot_product_flash_attention",
+    "torch._scaled_dot_product_flash_attention_for_cpu",
+    "torch._scaled_dot_product_efficient_attention",
+    "torch._scaled_dot_product_cudnn_attention",
+    "torch._triton_scaled_dot_attention",
+    "torch._triton_multi_head_attention",
+)
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     # chapter 1: rnn_gradients
@@ -80,6 +95,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "gru_cell": _TORCH_GRU,
     "lstm_forward": _TORCH_LSTM,
     "first_step_gradient": (),
+    # chapter 3: seq2seq (the decoders' step functions are trusted, see call)
+    "sequence_nll": (
+        "torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss",
+        "torch._C._nn.cross_entropy_loss", "torch._C._nn.nll_loss", "torch._C._nn.nll_loss_nd",
+        "torch._C._nn.nll_loss2d", "torch.nn.CrossEntropyLoss.forward", "torch.nn.NLLLoss.forward",
+    ),  # fmt: skip
+    "greedy_decode": (),
+    "beam_search": (),
+    # chapter 4: attention
+    "dot_product_attention": _TORCH_ATTENTION,
+    "additive_attention": _TORCH_ATTENTION,
 }
 
 
@@ -94,7 +120,11 @@ class TamperingError(AssertionError):
 _SEQLAB_DIR = os.path.dirname(os.path.abspath(__file__))
 # seqlab files an answer may run through while graded: this module (the
 # checks themselves) and the device/seed helpers.
-_SEQLAB_ALLOWED = {os.path.join(_SEQLAB_DIR, name) for name in ("grading.py", "env.py")}
+# seqlab.device() and seqlab.seed() are open to students (env.py, reached through
+# the package's lazy __getattr__ in __init__.py)
+_SEQLAB_ALLOWED = {
+    os.path.join(_SEQLAB_DIR, name) for name in ("grading.py", "env.py", "__init__.py")
+}
 
 # What the snapshot covers: (label, object, names or None for all callables).
 # IPython rebinds a few builtins and sys hooks around every cell, so those two
@@ -297,23 +327,54 @@ def _structure(value):
     return id(value)
 
 
-def call(fn: Callable, *args, forbid: str, **kwargs):
+def _code_of(fn):
+    """The code object a call of ``fn`` runs (function, bound method or callable object)."""
+    fn = inspect.unwrap(getattr(fn, "__func__", fn))
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        call_method = inspect.getattr_static(_type(fn), "__call__", None)
+        code = getattr(getattr(call_method, "__func__", call_method), "__code__", None)
+    return code
+
+
+def call(fn: Callable, *args, forbid: str, trusted: Iterable[Callable] = (), **kwargs):
     """Run a student's function under the grader's watch and return its result.
 
     Fails with :class:`DelegationError` if, while running, it calls one of
     ``FORBIDDEN[forbid]`` or any seqlab function, or switches the watch off;
     with an AssertionError if it modifies a tensor or list it was given.
+    trusted: callables the test hands to the answer (a seqlab decoder's step
+    function): while one of them runs, together with everything it calls,
+    nothing is watched. Their code objects are taken before the answer runs,
+    so an answer cannot swap in its own; the answer itself is never trusted, and
+    may hand them plain tensors only (a subclass's ``__torch_function__`` would
+    run the answer's code inside them, unwatched).
     """
     verify_untampered()
     if not callable(fn):
         raise AssertionError(f"{forbid} should be a function, got {_type(fn).__name__}")
+    trusted_codes = {code for code in map(_code_of, trusted) if code is not None}
+    if _code_of(fn) in trusted_codes:
+        raise DelegationError(f"{forbid} cannot be one of the trusted functions")
     forbidden = _Forbidden(FORBIDDEN.get(forbid, ()))
     inputs = list(args) + list(kwargs.values())
     before = [t.detach().clone() for t in _tensors_in(inputs)]
     shape_before = _structure(inputs)
     hits: list[str] = []
+    inside: list = []  # the frame of the trusted call now running, if any
 
     def watch(frame, event, arg):
+        if inside:
+            if frame is inside[0] and event == "return":
+                inside.clear()
+            return
+        if event == "call" and frame.f_code in trusted_codes:
+            # a tensor subclass handed to trusted code would run its own code unwatched
+            if any(_isinstance(v, torch.Tensor) and _type(v) is not torch.Tensor
+                   for v in frame.f_locals.values()):  # fmt: skip
+                hits.append("a tensor subclass passed to a function the test gave it")
+            inside.append(frame)
+            return
         path = forbidden.match(frame, event, arg)
         if path is not None and path not in hits:
             hits.append(path)

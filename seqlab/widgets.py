@@ -406,10 +406,260 @@ def spectral_radius_explorer(**kwargs) -> SpectralRadiusExplorer:
     return SpectralRadiusExplorer(**kwargs)
 
 
+class AttentionExplorer(_Explorer):
+    """A trained attention model's translation, beam and alignment chart for one sentence.
+
+    Pick a test sentence (or type one, words separated by spaces): the figure
+    shows the attention weights along the best beam hypothesis as a heat map,
+    with the true alignment (when the sentence is one of ``examples`` and the
+    task knows it) drawn on top, and lists the greedy translation and the
+    beam's hypotheses with their scores (:func:`seqlab.attention.look_inside`;
+    Bahdanau et al., 2015).
+
+    model: an :class:`seqlab.attention.AttentionSeq2Seq`; task: its task;
+    examples: the sentences offered (also the frames of the static player);
+    beam_size: hypotheses kept by the beam; dpi: resolution of the frames.
+    """
+
+    def __init__(self, model, task, examples, beam_size: int = 3, dpi: int = 72):
+        examples = list(examples)
+        if len(examples) < 2:
+            raise ValueError(f"examples should hold at least 2 sentences, got {len(examples)}")
+        self.model, self.task, self.examples = model, task, examples
+        self.beam_size = beam_size
+        self.dpi = dpi
+        self._html: str | None = None
+        self._widget: ipywidgets.Widget | None = None
+        self._seen: dict[tuple[str, ...], dict] = {}
+
+    def __repr__(self) -> str:
+        return f"AttentionExplorer({len(self.examples)} sentences, beam of {self.beam_size})"
+
+    def inside(self, source) -> dict:
+        """:func:`seqlab.attention.look_inside` for a sentence (a string or tokens), cached."""
+        from .attention import look_inside
+
+        tokens = tuple(source.split() if isinstance(source, str) else source)
+        if not tokens:
+            raise ValueError("type at least one word")
+        if tokens not in self._seen:
+            self._seen[tokens] = look_inside(self.model, self.task, tokens, self.beam_size)
+        return self._seen[tokens]
+
+    def _alignment(self, tokens):
+        for ex in self.examples:
+            if tuple(ex.source) == tuple(tokens):
+                return ex.alignment, ex.target
+        return None, None
+
+    def draw(self, source, axes) -> None:
+        """Draw the chart and the hypotheses for one sentence on ``axes`` (2 Axes, cleared)."""
+        from .attention import plot_attention
+
+        seen = self.inside(source)
+        best = seen["beam"][0][0]
+        alignment, target = self._alignment(seen["source"])
+        if target != best:  # the true alignment belongs to the true target only
+            alignment = None
+        chart, text = axes
+        with course_style():
+            chart.clear()
+            text.clear()
+            text.axis("off")
+            plot_attention(seen["weights"], seen["source"], best, alignment, ax=chart,
+                           colorbar=False)  # fmt: skip
+            unknown = [w for w in seen["source"] if w not in self.task.src_vocab.stoi]
+            lines = [f"greedy: {' '.join(seen['greedy'])}"]
+            lines += [f"beam {i + 1} ({score:.2f}): {' '.join(tokens)}"
+                      for i, (tokens, score) in enumerate(seen["beam"])]  # fmt: skip
+            if target is not None:
+                lines.append(f"reference: {' '.join(target)}")
+            if unknown:
+                lines.append(f"unknown words (read as <unk>): {' '.join(unknown)}")
+            listing = text.text(
+                0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9,
+                family="monospace", transform=text.transAxes, color=INK,
+            )  # fmt: skip
+            listing.set_in_layout(False)  # a long line must not squeeze the chart
+
+    def _figure(self):
+        with course_style():
+            fig = Figure(figsize=(7.2, 6.4), dpi=self.dpi, layout="constrained")
+            axes = fig.subplots(2, 1, height_ratios=(3.2, 1.0))
+        return fig, axes
+
+    def widget(self) -> ipywidgets.Widget:
+        """The live view: a menu of sentences, a box to type one, and the figure."""
+        if self._widget is None:
+            options = [(" ".join(ex.source), i) for i, ex in enumerate(self.examples)]
+            menu = ipywidgets.Dropdown(options=options, value=0, description="sentence",
+                                       layout=ipywidgets.Layout(width="95%"))  # fmt: skip
+            typed = ipywidgets.Text(placeholder="or type a sentence and press Enter",
+                                    description="your own", continuous_update=False,
+                                    layout=ipywidgets.Layout(width="95%"))  # fmt: skip
+            image = ipywidgets.Image(value=self.png(self.examples[0].source), format="png")
+            message = ipywidgets.HTML("")
+
+            def show(source) -> None:
+                try:
+                    image.value = self.png(source)
+                    message.value = ""
+                except ValueError as error:
+                    message.value = f"<b>{error}</b>"
+
+            menu.observe(lambda change: show(self.examples[change["new"]].source), names="value")
+            typed.observe(lambda change: show(change["new"]), names="value")  # on Enter
+            self._widget = ipywidgets.VBox([menu, typed, message, image])
+        return self._widget
+
+    def to_html(self) -> str:
+        """The static view: one frame per sentence in a self-contained player."""
+        if self._html is None:
+            fig, axes = self._figure()
+
+            def frame(i: int):
+                self.draw(self.examples[i].source, axes)
+                return list(axes)
+
+            animation = FuncAnimation(
+                fig, frame, frames=len(self.examples), interval=1500, repeat=False
+            )
+            with course_style(), mpl.rc_context(_FRAME_RC):
+                html = animation.to_jshtml(default_mode="once")
+            alt = (
+                "Attention weights of a trained translation model as a heat map over source "
+                f"and output words, with the true alignment outlined, for {len(self.examples)} "
+                "test sentences, one per frame, with the greedy translation and the beam's "
+                "hypotheses listed below"
+            )
+            self._html = offline_jshtml(html, alt=alt)
+        return self._html
+
+
+def attention_explorer(model, task, examples, **kwargs) -> AttentionExplorer:
+    """An explorer of a trained attention model: translation, beam and alignment chart.
+
+    Display the result in a notebook cell: a live menu and text box in
+    Jupyter, a player of precomputed frames in the static book. Keyword
+    arguments go to :class:`AttentionExplorer`.
+    """
+    return AttentionExplorer(model, task, examples, **kwargs)
+
+
 __all__ = [
+    "AttentionExplorer",
+    "attention_explorer",
+    "BeamExplorer",
+    "beam_explorer",
     "GateExplorer",
     "SpectralRadiusExplorer",
     "gate_explorer",
     "offline_jshtml",
     "spectral_radius_explorer",
 ]
+
+
+class BeamExplorer(_Explorer):
+    """Beam search step by step on one source sentence, with the step on a slider.
+
+    ``model`` is an encoder-decoder with ``decoder_start`` (chapter 3); the
+    search is :func:`seqlab.decoding.beam_search` with ``beam_size``. Each frame
+    shows, after one more step, the live hypotheses (blue) and the finished
+    ones (orange) as bars of their log-probability, labelled with their
+    tokens (Jurafsky & Martin, ch. 10; Sutskever et al., 2014).
+    """
+
+    def __init__(self, model, task, example, beam_size: int = 3, max_len: int = 25,
+                 reverse_source: bool = False, dpi: int = 72):  # fmt: skip
+        from .data import make_batch
+        from .decoding import beam_search
+
+        self.example = example
+        self.beam_size = beam_size
+        self.dpi = dpi
+        vocab = task.tgt_vocab
+        p = next(model.parameters())
+        batch = make_batch([example], task, reverse_source, p.device)
+        step, state = model.decoder_start(batch.src, batch.src_mask)
+        self.trace: list[dict] = []
+        self.result = beam_search(step, state, vocab.bos_id, vocab.eos_id, beam_size, max_len,
+                                  trace=self.trace)  # fmt: skip
+        self.itos = vocab.itos
+        self.steps = list(range(1, len(self.trace) + 1))
+        self._html: str | None = None
+        self._widget: ipywidgets.Widget | None = None
+
+    def __repr__(self) -> str:
+        return f"BeamExplorer(beam {self.beam_size}, {len(self.steps)} steps)"
+
+    def _label(self, tokens) -> str:
+        return " ".join(self.itos[t] for t in tokens)
+
+    def draw(self, t: int, ax: Axes) -> None:
+        """The beam after step ``t`` (1-based) on ``ax``, cleared first."""
+        snap = self.trace[t - 1]
+        rows = [(seq, s, PALETTE[0]) for seq, s in snap["live"]]
+        rows += [(seq, s, PALETTE[1]) for seq, s in snap["finished"]]
+        lowest = min(s for _, s, _ in rows) if rows else -1.0
+        with course_style():
+            ax.clear()
+            ax.grid(False)
+            for i, (seq, s, color) in enumerate(rows):
+                ax.barh(i, s, color=color, height=0.6)
+                ax.text(0.02 * abs(lowest), i, self._label(seq), va="center", fontsize=8)
+            ax.set_yticks([])
+            ax.set_ylim(self.beam_size - 0.4, -0.6)
+            ax.set_xlim(1.05 * min(lowest, -1.0), 0.9 * abs(min(lowest, -1.0)) * 3)
+            ax.axvline(0, color=INK, linewidth=0.6)
+            ax.set_xlabel("sum of log-probabilities (bars to the left: less probable)")
+            source = " ".join(self.example.source)
+            ax.set_title(f"step {t}: live (blue), finished (orange)\n{source}", fontsize=9)
+
+    def _figure(self):
+        with course_style():
+            fig = Figure(figsize=(7.0, 0.5 * self.beam_size + 1.6), dpi=self.dpi,
+                         layout="constrained")  # fmt: skip
+            ax = fig.subplots()
+        return fig, ax
+
+    def widget(self) -> ipywidgets.Widget:
+        """The live view: a slider over the steps and the figure it redraws."""
+        if self._widget is None:
+            slider = ipywidgets.IntSlider(value=1, min=1, max=self.steps[-1], description="step",
+                                          continuous_update=False)  # fmt: skip
+            image = ipywidgets.Image(value=self.png(slider.value), format="png")
+
+            def redraw(change: dict) -> None:
+                image.value = self.png(change["new"])
+
+            slider.observe(redraw, names="value")
+            self._widget = ipywidgets.VBox([slider, image])
+        return self._widget
+
+    def to_html(self) -> str:
+        """The static view: one frame per step in a self-contained player."""
+        if self._html is None:
+            fig, ax = self._figure()
+
+            def frame(i: int):
+                self.draw(self.steps[i], ax)
+                return [ax]
+
+            animation = FuncAnimation(fig, frame, frames=len(self.steps), interval=700,
+                                      repeat=False)  # fmt: skip
+            with course_style(), mpl.rc_context(_FRAME_RC):
+                html = animation.to_jshtml(default_mode="once")
+            alt = (
+                f"Beam search with beam size {self.beam_size} on one sentence, one frame per "
+                "step: bars of the log-probability of each live and finished hypothesis"
+            )
+            self._html = offline_jshtml(html, alt=alt)
+        return self._html
+
+
+def beam_explorer(model, task, example, **kwargs) -> BeamExplorer:
+    """An explorer of beam search on one sentence (chapter 3).
+
+    Keyword arguments go to :class:`BeamExplorer`.
+    """
+    return BeamExplorer(model, task, example, **kwargs)

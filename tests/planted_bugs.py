@@ -709,3 +709,519 @@ WRONG["lstm_gru"] = {
     "    return h0.unsqueeze(1).repeat(1, xs.shape[1], 1) * 0, (h0 * 0, c0 * 0)",
     "first_step_gradient": "def first_step_gradient(forward, xs):\n    return xs.sum() * 0",
 }
+
+DOT_PRODUCT_ATTENTION = {
+    "mask_ignored": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "finite_fill_minus_1e4": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -1e4)
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "masks_after_softmax_without_renormalising": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights * mask
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "masks_after_softmax_then_renormalises": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights * mask
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "softmax_over_the_batch": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=0)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "scaled_by_sqrt_h": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1) / query.shape[-1] ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "naive_exp_overflows": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    exps = torch.exp(scores)
+    if mask is not None:
+        exps = exps * mask
+    weights = exps / exps.sum(dim=-1, keepdim=True)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "context_from_the_keys": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ keys).squeeze(1), weights
+""",
+    "fills_scores_in_place_into_keys": """
+def dot_product_attention(query, keys, values, mask=None):
+    if mask is not None:
+        keys.masked_fill_(~mask[..., None], 0.0)
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "delegates_to_scaled_dot_product_attention": """
+import torch.nn.functional as F
+def dot_product_attention(query, keys, values, mask=None):
+    attn_mask = None if mask is None else mask[:, None, :]
+    context = F.scaled_dot_product_attention(
+        query[:, None, :], keys, values, attn_mask=attn_mask, scale=1.0
+    )[:, 0]
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return context, torch.softmax(scores, dim=-1)
+""",
+    "delegates_to_seqlab": """
+from seqlab.attention import dot_product_attention as _seqlab_attention
+def dot_product_attention(query, keys, values, mask=None):
+    return _seqlab_attention(query, keys, values, mask)
+""",
+    "detaches_the_weights": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).detach()
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+}
+
+ADDITIVE_ATTENTION = {
+    "mask_ignored": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "W_q_and_W_k_swapped": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_k).unsqueeze(1) + keys @ W_q) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "missing_tanh": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = ((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "v_inside_tanh": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh(((query @ W_q).unsqueeze(1) + keys @ W_k) @ v)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "softmax_over_the_batch": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=0)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "naive_exp_overflows": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    exps = torch.exp(scores)
+    if mask is not None:
+        exps = torch.where(mask, exps, torch.zeros_like(exps))
+    weights = exps / exps.sum(dim=-1, keepdim=True)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "finite_fill_minus_1e4": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -1e4)
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "masks_after_softmax_without_renormalising": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = torch.where(mask, weights, torch.zeros_like(weights))
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "keys_used_as_values": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ keys).squeeze(1), weights
+""",
+    "inverts_the_mask_in_place": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    if mask is not None:
+        padding = mask.logical_not_()  # saves a copy
+        scores = scores.masked_fill(padding, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
+    "weighted_sum_by_scaled_dot_product_attention": """
+import torch.nn.functional as F
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    # "a faster weighted sum": the fused kernel with the scores as an additive bias
+    zeros_q, zeros_k = torch.zeros_like(values[:, :1, :1]), torch.zeros_like(values[..., :1])
+    context = F.scaled_dot_product_attention(
+        zeros_q, zeros_k, values, attn_mask=scores[:, None, :]
+    )[:, 0]
+    return context, weights
+""",
+    "delegates_to_seqlab": """
+import seqlab.attention as _seqlab_attention
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    return _seqlab_attention.additive_attention(query, keys, values, W_q, W_k, v, mask)
+""",
+}
+
+PLANTED["attention"] = {
+    "dot_product_attention": DOT_PRODUCT_ATTENTION,
+    "additive_attention": ADDITIVE_ATTENTION,
+}
+
+WRONG["attention"] = {
+    "dot_product_attention": "def dot_product_attention(query, keys, values, mask=None):\n"
+    "    w = torch.ones_like(keys[..., 0]) / keys.shape[1]\n"
+    "    return values.sum(dim=1) * 0, w",
+    "additive_attention": "def additive_attention(query, keys, values, W_q, W_k, v, mask=None):\n"
+    "    w = torch.ones_like(keys[..., 0]) / keys.shape[1]\n"
+    "    return values.sum(dim=1) * 0, w",
+}
+
+
+# chapter 3: seq2seq
+
+SEQUENCE_NLL = {
+    "delegates_to_cross_entropy": """
+def sequence_nll(logits, targets, pad_id):
+    return torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
+""",
+    "delegates_to_nll_loss": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return torch.nn.functional.nll_loss(
+        log_probs.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
+""",
+    "mean_over_pad_too": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).mean()
+""",
+    "pad_zeroed_but_counted": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -(picked * (targets != pad_id)).mean()
+""",
+    "sum_not_mean": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -picked[targets != pad_id].sum()
+""",
+    "mean_of_sentence_means": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    real = (targets != pad_id).to(picked.dtype)
+    return (-(picked * real).sum(dim=1) / real.sum(dim=1)).mean()
+""",
+    "shifted_by_one": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
+    tgt = targets[:, 1:]
+    picked = log_probs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+    return -picked[tgt != pad_id].mean()
+""",
+    "log_of_softmax": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log(torch.softmax(logits, dim=-1))
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -picked[targets != pad_id].mean()
+""",
+    "softmax_over_time": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits, dim=1)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -picked[targets != pad_id].mean()
+""",
+    "detached_float": """
+def sequence_nll(logits, targets, pad_id):
+    log_probs = torch.log_softmax(logits.detach().double(), dim=-1)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return torch.tensor(-picked[targets != pad_id].mean().item())
+""",
+    "delegates_to_seqlab": """
+from seqlab.seq2seq import sequence_nll as _nll
+def sequence_nll(logits, targets, pad_id):
+    return _nll(logits, targets, pad_id)
+""",
+}
+
+GREEDY_DECODE = {
+    "ignores_eos": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len):
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(int(token))
+    return out
+""",
+    "drops_eos": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len):
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        if int(token) == eos_id:
+            break
+        out.append(int(token))
+    return out
+""",
+    "keeps_bos": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = [bos_id]
+    while len(out) <= max_len:
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(int(token))
+        if out[-1] == eos_id:
+            break
+    return out
+""",
+    "one_token_too_many": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    while len(out) <= max_len:
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(int(token))
+        if out[-1] == eos_id:
+            break
+    return out
+""",
+    "always_feeds_bos": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    bos = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len):
+        log_probs, state = step(bos, state)
+        out.append(int(log_probs.argmax(dim=-1)))
+        if out[-1] == eos_id:
+            break
+    return out
+""",
+    "never_updates_state": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len):
+        log_probs, _ = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(int(token))
+        if out[-1] == eos_id:
+            break
+    return out
+""",
+    "argmax_over_rows": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len):
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=0)[:1]
+        out.append(int(token))
+        if out[-1] == eos_id:
+            break
+    return out
+""",
+    "returns_a_tensor": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len):
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(token)
+        if int(token) == eos_id:
+            break
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+""",
+    "delegates_to_seqlab": """
+from seqlab.decoding import greedy_decode as _greedy
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    return _greedy(step, state, bos_id, eos_id, max_len)
+""",
+}
+
+# the reference beam search with one change each; _BEAM fills in the parts
+_BEAM = """
+def beam_search(step, state, bos_id, eos_id, beam_size, max_len, length_penalty=0.0):
+    live = [([], 0.0)]
+    last = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    finished = []
+    for _ in range(max_len):
+        log_probs, new_state = step(last, state)
+        V = log_probs.shape[-1]
+        sums = torch.tensor([s for _, s in live], dtype=torch.float64, device=log_probs.device)
+        totals = (sums[:, None] + log_probs.double()).flatten()
+        {RANK}
+        keep, parents = [], []
+        for score, i in zip(best.tolist(), index.tolist()):
+            parent, token = divmod(i, V)
+            tokens = live[parent][0] + [token]
+            {FINISH}
+        if not keep:
+            break
+        live = keep
+        {REORDER}
+        last = torch.tensor([t[-1] for t, _ in live], dtype=torch.long, device=new_state.device)
+    else:
+        finished.extend(live)
+    scored = [(t, {SCORE}) for t, s in finished]
+    return {RETURN}
+"""
+_PARTS = {
+    "RANK": "k = min(beam_size - len(finished), totals.numel())\n"
+    "        best, index = totals.topk(k)",
+    "FINISH": "if token == eos_id:\n"
+    "                finished.append((tokens, score))\n"
+    "            else:\n"
+    "                keep.append((tokens, score))\n"
+    "                parents.append(parent)",
+    "REORDER": "state = new_state[torch.tensor(parents, device=new_state.device)]",
+    "SCORE": "s / max(len(t), 1) ** length_penalty",
+    "RETURN": "sorted(scored, key=lambda item: item[1], reverse=True)[:beam_size]",
+}
+
+
+def _beam(**changes):
+    parts = _PARTS | changes
+    src = _BEAM
+    for key, value in parts.items():
+        src = src.replace("{" + key + "}", value)
+    return src
+
+
+BEAM_SEARCH = {
+    "running_score_normalised": _beam(
+        FINISH="if token == eos_id:\n"
+        "                finished.append((tokens, score))\n"
+        "            else:\n"
+        "                keep.append((tokens, score / len(tokens) ** length_penalty))\n"
+        "                parents.append(parent)",
+    ),
+    "states_not_reordered": _beam(REORDER="state = new_state[: len(parents)]"),
+    "states_by_slot_not_parent": _beam(
+        REORDER="rows = torch.arange(len(parents), device=new_state.device)\n"
+        "        state = new_state[rows % new_state.shape[0]]"
+    ),
+    "eos_not_special": _beam(
+        FINISH="keep.append((tokens, score))\n            parents.append(parent)",
+    ),
+    "beam_not_shrunk_after_eos": _beam(
+        RANK="k = min(beam_size, totals.numel())\n        best, index = totals.topk(k)",
+        FINISH="if token == eos_id:\n"
+        "                finished.append((tokens, score))\n"
+        "            else:\n"
+        "                keep.append((tokens, score))\n"
+        "                parents.append(parent)\n"
+        "        if len(finished) >= beam_size:\n"
+        "            keep = []",
+    ),
+    "beam_never_shrinks": _beam(
+        RANK="k = min(2 * beam_size, totals.numel())\n        best, index = totals.topk(k)",
+        FINISH="if token == eos_id:\n"
+        "                finished.append((tokens, score))\n"
+        "            elif len(keep) < beam_size:\n"
+        "                keep.append((tokens, score))\n"
+        "                parents.append(parent)\n"
+        "        if len(finished) >= beam_size:\n"
+        "            keep = []",
+    ),
+    "length_counts_bos": _beam(SCORE="s / (len(t) + 1) ** length_penalty"),
+    "length_excludes_eos": _beam(
+        SCORE="s / max(len(t) - (t[-1:] == [eos_id]), 1) ** length_penalty"
+    ),
+    "penalty_multiplies": _beam(SCORE="s * max(len(t), 1) ** length_penalty"),
+    "returns_every_finished": _beam(
+        RANK="k = min(beam_size, totals.numel())\n        best, index = totals.topk(k)",
+        FINISH="if token == eos_id:\n"
+        "                finished.append((tokens, score))\n"
+        "            else:\n"
+        "                keep.append((tokens, score))\n"
+        "                parents.append(parent)\n"
+        "        if len(finished) >= beam_size:\n"
+        "            keep = []",
+        RETURN="sorted(scored, key=lambda item: item[1], reverse=True)",
+    ),
+    "unfinished_dropped_at_max_len": _beam().replace(
+        "    else:\n        finished.extend(live)\n", ""
+    ),
+    "sorted_worst_first": _beam(RETURN="sorted(scored, key=lambda item: item[1])[:beam_size]"),
+    "delegates_to_seqlab": """
+from seqlab.decoding import beam_search as _beam
+def beam_search(step, state, bos_id, eos_id, beam_size, max_len, length_penalty=0.0):
+    return _beam(step, state, bos_id, eos_id, beam_size, max_len, length_penalty)
+""",
+}
+
+PLANTED["seq2seq"] = {
+    "sequence_nll": SEQUENCE_NLL,
+    "greedy_decode": GREEDY_DECODE,
+    "beam_search": BEAM_SEARCH,
+}
+
+WRONG["seq2seq"] = {
+    "sequence_nll": "def sequence_nll(logits, targets, pad_id):\n    return logits.sum() * 0",
+    "greedy_decode": "def greedy_decode(step, state, bos_id, eos_id, max_len):\n"
+    "    return [eos_id]",
+    "beam_search": "def beam_search(step, state, bos_id, eos_id, beam_size, max_len, "
+    "length_penalty=0.0):\n    return [([eos_id], 0.0)]",
+}

@@ -1,14 +1,11 @@
 """The course book: it builds without a warning and its pages show what they promise.
 
-The book is built once per test session into a temporary folder (the
+The book is built once per test session (tests/conftest.py) into a temporary folder (the
 user's ``_build`` is left alone), with the same flags as ``make book``.
 Run only these tests with ``pytest -m book``.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,42 +29,19 @@ CHAPTERS = {
         "glued": 40,
         "authors": ("Hochreiter", "Gers", "Cho", "Jozefowicz"),
     },
+    "seq2seq": {
+        "figures": 2,
+        "frames": 8,
+        "glued": 45,
+        "authors": ("Sutskever", "Cho", "Papineni", "Wu"),
+    },
+    "attention": {
+        "figures": 5,
+        "frames": 8,
+        "glued": 40,
+        "authors": ("Bahdanau", "Luong", "Och", "Sutskever"),
+    },
 }
-
-
-@pytest.fixture(scope="session")
-def build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """Build the book once: (the finished jupyter-book process, the html folder)."""
-    out = tmp_path_factory.mktemp("book")
-    bin_dir = Path(sys.executable).parent
-    env = dict(
-        os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", MPLBACKEND="Agg"
-    )
-    process = subprocess.run(
-        [
-            str(bin_dir / "jupyter-book"),
-            "build",
-            str(REPO),
-            "--path-output",
-            str(out),
-            "--warningiserror",
-            "--nitpick",
-            "--keep-going",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-    )
-    return process, out / "_build" / "html"
-
-
-@pytest.fixture(scope="session")
-def html_dir(build) -> Path:
-    process, html = build
-    if process.returncode != 0:
-        pytest.fail(f"the book did not build:\n{process.stdout[-4000:]}\n{process.stderr[-4000:]}")
-    return html
 
 
 @pytest.fixture(scope="session")

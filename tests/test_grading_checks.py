@@ -192,3 +192,111 @@ def test_feedback_redaction_removes_hidden_tests_and_tracebacks():
     )
     assert test.outputs[0]["traceback"] == ["AssertionError: f is wrong for large inputs"]
     assert out.cells[0].source == "def f(x): return 2 * x"
+
+
+def _trusted_step_and_state():
+    """A seqlab decoder's step function: it runs seqlab code, which the student may call."""
+    from seqlab.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(6, 5, emb=4, hidden=3))
+    src = torch.tensor([[4, 5]])
+    return model.decoder_start(src, torch.ones_like(src, dtype=torch.bool))
+
+
+def _greedy(step, state, bos_id, eos_id, max_len):
+    token, out = torch.tensor([bos_id]), []
+    for _ in range(max_len):
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(int(token))
+        if out[-1] == eos_id:
+            break
+    return out
+
+
+def test_a_trusted_step_may_run_seqlab_code_but_the_answer_may_not():
+    from seqlab.decoding import greedy_decode
+
+    step, state = _trusted_step_and_state()
+    want = greedy_decode(step, state, 1, 2, 6)
+    with pytest.raises(grading.DelegationError, match="seqlab"):  # step runs seqlab code
+        grading.call(_greedy, step, state, 1, 2, 6, forbid="greedy_decode")
+    got = grading.call(_greedy, step, state, 1, 2, 6, forbid="greedy_decode", trusted=[step])
+    assert got == want
+    with pytest.raises(grading.DelegationError, match=r"seqlab \(decoding.py"):
+        grading.call(greedy_decode, step, state, 1, 2, 6, forbid="greedy_decode", trusted=[step])
+
+    def calls_seqlab_between_steps(step, state, bos_id, eos_id, max_len):
+        out = _greedy(step, state, bos_id, eos_id, max_len)
+        return greedy_decode(step, state, bos_id, eos_id, max_len) and out
+
+    with pytest.raises(grading.DelegationError, match="seqlab"):
+        grading.call(
+            calls_seqlab_between_steps, step, state, 1, 2, 6, forbid="greedy_decode",
+            trusted=[step],
+        )  # fmt: skip
+
+
+def test_an_answer_cannot_make_itself_or_a_swapped_step_trusted():
+    step, state = _trusted_step_and_state()
+    with pytest.raises(grading.DelegationError, match="cannot be one of the trusted"):
+        grading.call(_greedy, step, state, 1, 2, 6, forbid="greedy_decode", trusted=[_greedy])
+
+    def swaps_the_step_code(step, state, bos_id, eos_id, max_len):
+        def cheat(tokens, state):
+            from seqlab.decoding import greedy_decode
+
+            greedy_decode(step, state, 1, 2, 2)  # seqlab, run from a trusted-looking step
+            return step(tokens, state)
+
+        step.__code__ = cheat.__code__  # same free variable, "step", as fresh_step's
+        return _greedy(step, state, bos_id, eos_id, max_len)
+
+    _, state2 = _trusted_step_and_state()
+
+    def fresh_step(tokens, state):  # a plain function, so that __code__ can be swapped
+        return step(tokens, state)
+
+    # trusting the wrapper works while it is honest...
+    grading.call(_greedy, fresh_step, state2, 1, 2, 3, forbid="greedy_decode", trusted=[fresh_step])
+    # ...but not once the answer swaps its code
+    with pytest.raises(grading.DelegationError, match="seqlab"):
+        grading.call(
+            swaps_the_step_code, fresh_step, state2, 1, 2, 3, forbid="greedy_decode",
+            trusted=[fresh_step],
+        )  # fmt: skip
+
+
+def test_an_answer_cannot_smuggle_code_into_a_trusted_step_in_a_tensor_subclass():
+    from seqlab.decoding import greedy_decode
+
+    step, state = _trusted_step_and_state()
+
+    class Smuggler(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            greedy_decode(step, state.as_subclass(torch.Tensor), 1, 2, 2)  # seqlab, unwatched?
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    def smuggles(step, state, bos_id, eos_id, max_len):
+        return _greedy(step, state.as_subclass(Smuggler), bos_id, eos_id, max_len)
+
+    with pytest.raises(grading.DelegationError, match="tensor subclass"):
+        grading.call(smuggles, step, state, 1, 2, 3, forbid="greedy_decode", trusted=[step])
+
+
+def test_forbidden_losses_for_sequence_nll():
+    logits, targets = torch.randn(2, 3, 5), torch.randint(0, 5, (2, 3))
+
+    def with_cross_entropy(logits, targets, pad_id):
+        flat = logits.flatten(0, 1)
+        return torch.nn.functional.cross_entropy(flat, targets.flatten(), ignore_index=pad_id)
+
+    def with_nll_loss(logits, targets, pad_id):
+        lp = torch.log_softmax(logits, -1).flatten(0, 1)
+        return torch.nn.functional.nll_loss(lp, targets.flatten(), ignore_index=pad_id)
+
+    for answer in (with_cross_entropy, with_nll_loss):
+        with pytest.raises(grading.DelegationError, match="nll_loss|cross_entropy"):
+            grading.call(answer, logits, targets, 0, forbid="sequence_nll")

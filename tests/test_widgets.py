@@ -165,3 +165,75 @@ def test_gate_explorer_rejects_positions_outside_the_sequence():
 
     with pytest.raises(ValueError, match="positions should lie in"):
         GateExplorer(LSTM(2, 3), positions=(0, 30), seq_len=20, second=15)
+
+
+@pytest.fixture(scope="module")
+def attention_setup():
+    from seqlab.attention import AttentionConfig, AttentionSeq2Seq
+    from seqlab.data import translation_task
+
+    task = translation_task(n_train=40, n_valid=5, n_test=6, seed=1, max_len=8)
+    torch.manual_seed(0)
+    cfg = AttentionConfig(len(task.src_vocab), len(task.tgt_vocab), emb=8, hidden=8, attention=8)
+    return AttentionSeq2Seq(cfg).eval(), task
+
+
+@pytest.fixture(scope="module")
+def attention_view(attention_setup):
+    from seqlab.widgets import attention_explorer
+
+    model, task = attention_setup
+    return attention_explorer(model, task, task.test[:3], beam_size=2)
+
+
+@pytest.mark.attention
+def test_attention_explorer_offers_a_widget_and_an_offline_player_with_a_frame_per_sentence(
+    attention_view,
+):
+    bundle = attention_view._repr_mimebundle_()
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    html = bundle["text/html"]
+    frames = _frames(html)
+    assert len(frames) == 3 and len(set(frames)) == 3
+    assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
+    assert "https://" not in html and "<link" not in html
+    img = re.search(r'<img [^>]*id="_anim_img[^>]*>', html).group(0)
+    assert re.search(r'alt="[^"]*true alignment[^"]*"', img)
+
+
+@pytest.mark.attention
+def test_attention_explorer_menu_and_text_box_redraw_the_chart(attention_view):
+    menu, typed, message, image = attention_view.widget().children
+    assert isinstance(menu, ipywidgets.Dropdown) and isinstance(typed, ipywidgets.Text)
+    first = bytes(image.value)
+    menu.value = 2
+    assert bytes(image.value) == attention_view.png(attention_view.examples[2].source)
+    assert bytes(image.value) != first
+    typed.value = "the red cat sees a dog"
+    assert bytes(image.value) == attention_view.png("the red cat sees a dog".split())
+    typed.value = "the zebra sees a dog"  # an unknown word is read as <unk>, not an error
+    assert message.value == ""
+    typed.value = "   "
+    assert "at least one word" in message.value
+    menu.value = 0
+
+
+@pytest.mark.attention
+def test_attention_explorer_shows_the_beam_and_weights_that_match_the_best_hypothesis(
+    attention_view, attention_setup
+):
+    model, task = attention_setup
+    seen = attention_view.inside(task.test[1].source)
+    best = seen["beam"][0][0]
+    assert 1 <= len(seen["beam"]) <= 2 and seen["beam"][0][1] >= seen["beam"][-1][1]
+    assert seen["weights"].shape == (len(best) + 1, len(task.test[1].source))
+    torch.testing.assert_close(seen["weights"].sum(1), torch.ones(len(best) + 1))
+
+
+@pytest.mark.attention
+def test_attention_explorer_needs_two_sentences(attention_setup):
+    from seqlab.widgets import AttentionExplorer
+
+    model, task = attention_setup
+    with pytest.raises(ValueError, match="at least 2 sentences"):
+        AttentionExplorer(model, task, task.test[:1])

@@ -1,0 +1,342 @@
+"""`make bench`: the course measured end to end, in one run, on the machine it runs on.
+
+    python bench/run.py [--students 100] [--skip book,exercises,class,layers,decoding]
+
+Writes bench/results.json (every figure) and bench/results.md (the table the
+README shows between its ``bench`` markers). Chapters that are not written yet
+appear as "not yet" rows, so the table shows what is missing.
+
+Sections:
+* book: a build from clean (a new output folder, so no execution cache) and a
+  cached rebuild; seconds each chapter took to execute (from jupyter-cache);
+* exercises: each exercise, answered with its solution, run top to bottom;
+  autograding that submission (``make grade``'s code, one at a time);
+  a class of N chapter-1 submissions, ``make grade`` against nbgrader's
+  sequential ``nbgrader autograde`` (bench/grade_class.py);
+* layers: seqlab's explicit layers against torch's built-ins, forward and
+  forward+backward, as time ratios (seqlab / torch);
+* decoding: greedy and beam (size 5) sentences per second on chapter 3's
+  translation model, one sentence at a time and batched, and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+CHAPTERS = {  # chapter id -> the seqlab module that makes it
+    "rnn_gradients": "seqlab.rnn_gradients",
+    "lstm_gru": "seqlab.lstm_gru",
+    "seq2seq": "seqlab.seq2seq",
+    "attention": "seqlab.attention",
+    "transformers": "seqlab.transformer",
+    "gpt_prompting": "seqlab.gpt",
+}
+
+
+def _env() -> dict[str, str]:
+    bin_dir = os.path.dirname(sys.executable)
+    return dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"], MPLBACKEND="Agg")
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t0, result
+
+
+# --- book -------------------------------------------------------------------------------
+
+
+def _build_book(out: Path) -> float:
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "jupyter-book"), "build", str(REPO), "--path-output", str(out)]
+    seconds, proc = _timed(subprocess.run, cmd, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the book did not build:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return seconds
+
+
+def bench_book() -> dict:
+    from jupyter_cache import get_cache
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        clean = _build_book(out)
+        cached = _build_book(out)
+        chapters = {}
+        for record in get_cache(out / "_build" / ".jupyter_cache").list_cache_records():
+            name = Path(record.uri).stem
+            chapters[name] = record.data.get("execution_seconds")
+    return {"clean_s": clean, "cached_s": cached, "chapter_execution_s": chapters}
+
+
+# --- exercises and grading --------------------------------------------------------------
+
+
+def _answered(root: Path, aid: str) -> nbformat.NotebookNode:
+    from seqlab import course
+
+    nb = nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", as_version=4)
+    answers = course.solution_answers(root, aid)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def bench_exercises() -> dict:
+    from nbclient import NotebookClient
+
+    from seqlab import course
+
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+        for folder in ("solutions", "exercises"):
+            shutil.copytree(REPO / folder, root / folder)
+        for aid in course.assignments(root):
+            nb = _answered(root, aid)
+            run_dir = root / "run" / aid
+            run_dir.mkdir(parents=True)
+            client = NotebookClient(nb, timeout=600, resources={"metadata": {"path": run_dir}})
+            top_to_bottom, _ = _timed(client.execute)
+            folder = root / "submitted" / "student" / aid
+            folder.mkdir(parents=True)
+            nbformat.write(_answered(root, aid), folder / f"{aid}.ipynb")
+            autograde, summary = _timed(course.grade, root, [aid], 1)
+            if summary.failed:
+                raise RuntimeError(f"{aid}: the solution did not grade: {summary.failed}")
+            result[aid] = {"notebook_s": top_to_bottom, "autograde_s": autograde}
+    return result
+
+
+def bench_class(students: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "class.json"
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "bench" / "grade_class.py"),
+                "--students",
+                str(students),
+                "--out",
+                str(out),
+            ],
+            env=_env(),
+            check=True,
+            capture_output=True,
+        )
+        return json.loads(out.read_text())
+
+
+# --- layers -----------------------------------------------------------------------------
+
+
+def _best_of(fn, repeats: int = 7) -> float:
+    """The fastest of ``repeats`` runs: the least disturbed by whatever else the machine does."""
+    fn()  # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _ratio(ours, theirs, inputs) -> dict:
+    """Best time of seqlab's module over torch's, forward and forward+backward."""
+
+    def forward(module):
+        with torch.no_grad():
+            module(*inputs)
+
+    def both(module):
+        out = module(*inputs)
+        out = out[0] if isinstance(out, tuple) else out
+        out.sum().backward()
+
+    f_ours, f_theirs = _best_of(lambda: forward(ours)), _best_of(lambda: forward(theirs))
+    b_ours, b_theirs = _best_of(lambda: both(ours)), _best_of(lambda: both(theirs))
+    return {
+        "forward_ratio": f_ours / f_theirs,
+        "forward_backward_ratio": b_ours / b_theirs,
+        "forward_ms": 1e3 * f_ours,
+        "torch_forward_ms": 1e3 * f_theirs,
+    }
+
+
+def bench_layers() -> dict:
+    from seqlab.lstm import GRU, LSTM
+    from seqlab.rnn import RNN
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # one thread: ratios that do not depend on the other core's load
+    B, T, D, H = 32, 50, 32, 64
+    xs = torch.randn(B, T, D)
+    result = {}
+    for name, ours, theirs in (
+        ("RNN", RNN(D, H), torch.nn.RNN(D, H, batch_first=True)),
+        ("LSTM", LSTM(D, H), torch.nn.LSTM(D, H, batch_first=True)),
+        ("GRU", GRU(D, H), torch.nn.GRU(D, H, batch_first=True)),
+    ):
+        ours.load_from_torch(theirs)
+        result[name] = _ratio(ours, theirs, (xs,))
+    # chapter 5 adds seqlab's multi-head and scaled dot-product attention here
+    result["multi-head attention"] = result["scaled dot-product attention"] = None
+    return result
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def bench_decoding() -> dict:
+    """Sentences per second on chapter 3's translation test set (one CPU thread)."""
+    from seqlab.seq2seq import checkpoint_path, decode_ids, load, make_task
+
+    torch.set_num_threads(1)
+    model = load(checkpoint_path("translation"))
+    task = make_task(**model.meta["task"])
+    examples = task.test[:200]
+
+    def rate(**kwargs) -> float:
+        seconds, _ = _timed(decode_ids, model, task, examples, max_len=25, **kwargs)
+        return len(examples) / seconds
+
+    result = {
+        "greedy_sentences_per_s": rate(method="greedy", batched=False),
+        "beam5_sentences_per_s": rate(method="beam", beam_size=5, batched=False),
+        "batched_greedy_sentences_per_s": rate(method="greedy"),
+        "batched_beam5_sentences_per_s": rate(method="beam", beam_size=5),
+    }
+    result["batched_beam5_speedup"] = (
+        result["batched_beam5_sentences_per_s"] / result["beam5_sentences_per_s"]
+    )
+    return result
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def _fmt(value, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "not yet"
+    return f"{value:.{digits}f}{unit}"
+
+
+def table(results: dict) -> str:
+    rows = ["| what | measured | target |", "| --- | --- | --- |"]
+    book = results.get("book")
+    if book:
+        rows.append(f"| book, build from clean | {_fmt(book['clean_s'], ' s')} | <= 300 s |")
+        rows.append(f"| book, cached rebuild | {_fmt(book['cached_s'], ' s')} | <= 30 s |")
+        for aid in CHAPTERS:
+            seconds = book["chapter_execution_s"].get(aid)
+            rows.append(f"| book chapter `{aid}` executes in | {_fmt(seconds, ' s')} | |")
+    exercises = results.get("exercises")
+    if exercises:
+        for aid in CHAPTERS:
+            row = exercises.get(aid, {})
+            rows.append(
+                f"| exercise `{aid}`: top to bottom / autograde one | "
+                f"{_fmt(row.get('notebook_s'), ' s')} / {_fmt(row.get('autograde_s'), ' s')} "
+                f"| <= 60 s / <= 30 s |"
+            )
+        total = sum(row["autograde_s"] for row in exercises.values())
+        rows.append(
+            f"| one student's {len(exercises)} notebooks autograded | {_fmt(total, ' s')} "
+            "| <= 60 s (six) |"
+        )
+    grading = results.get("class")
+    if grading:
+        rows.append(
+            f"| class of {grading['students']} chapter-1 submissions: `make grade` / "
+            f"`nbgrader autograde` | {_fmt(grading['parallel_s'], ' s')} / "
+            f"{_fmt(grading['sequential_autograde_s'], ' s')} "
+            f"({_fmt(grading['speedup'], 'x', 2)}, same scores: {grading['same_scores']}) | |"
+        )
+    layers = results.get("layers")
+    if layers:
+        for name, row in layers.items():
+            cell = (
+                "not yet"
+                if row is None
+                else f"{row['forward_ratio']:.2f}x forward, "
+                f"{row['forward_backward_ratio']:.2f}x forward+backward"
+            )
+            rows.append(f"| seqlab {name} / torch built-in | {cell} | <= 1.5x (fast path) |")
+    for key, value in (results.get("decoding") or {}).items():
+        rows.append(f"| decoding (chapter 3): {key.replace('_', ' ')} | {_fmt(value, '', 1)} | |")
+    rows.append("| GPT generation tokens/s, with / without the cache | not yet | |")
+    machine = results["machine"]
+    head = (
+        f"Measured by `make bench` on {results['date']}: {machine['cpus']} CPU cores, "
+        f"{machine['platform']}, torch {machine['torch']}, device used: CPU.\n\n"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
+def _update_readme(md: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        after = rest.split(end, 1)[1]
+        readme.write_text(f"{before}{begin}\n{md}{end}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--students", type=int, default=100, help="size of the graded class")
+    parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    parser.add_argument("--out", type=Path, default=REPO / "bench")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(terse=True),
+            "torch": torch.__version__,
+        },
+    }
+    sections = {
+        "book": bench_book,
+        "exercises": bench_exercises,
+        "class": lambda: bench_class(args.students),
+        "layers": bench_layers,
+        "decoding": bench_decoding,
+    }
+    for name, fn in sections.items():
+        if name in skip:
+            continue
+        print(f"[bench] {name} ...", flush=True)
+        seconds, results[name] = _timed(fn)
+        print(f"[bench] {name} done in {seconds:.0f} s", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = table(results)
+    (args.out / "results.md").write_text("# Benchmarks\n\n" + md)
+    if not skip:
+        _update_readme(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""What every exercise notebook promises a student before any answer is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import pytest
+from course_helpers import REPO
+
+from seqlab.course import assignments
+
+AIDS = assignments(REPO)
+
+
+def _setup_cell(aid: str) -> str:
+    nb = nbformat.read(REPO / "exercises" / aid / f"{aid}.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and "import seqlab" in c.source][:1]
+    return cell.source
+
+
+@pytest.mark.parametrize("aid", AIDS)
+def test_setup_cell_installs_seqlab_from_the_repository_when_it_is_missing(aid, tmp_path):
+    """In Colab the first code cell must install seqlab (without touching PyTorch) and go on."""
+    source = _setup_cell(aid)
+    head = source.split("from seqlab import grading")[0]
+    head = "\n".join(ln for ln in head.splitlines() if not ln.startswith("%"))
+    script = tmp_path / "setup.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import importlib.abc, subprocess, sys
+
+            class Missing(importlib.abc.MetaPathFinder):  # the kernel has no seqlab yet
+                def find_spec(self, name, path=None, target=None):
+                    if name == "seqlab" and not INSTALLED:
+                        raise ModuleNotFoundError("No module named 'seqlab'")
+
+            INSTALLED = False
+            sys.meta_path.insert(0, Missing())
+
+            def fake_pip(cmd, *args, **kwargs):  # what a real pip would have done
+                global INSTALLED
+                print("PIP", cmd)
+                INSTALLED = True
+                return 0
+
+            subprocess.check_call = fake_pip
+            """
+        )
+        + head
+        + "\nprint('IMPORTED', seqlab.__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pip = [ln for ln in proc.stdout.splitlines() if ln.startswith("PIP")]
+    assert len(pip) == 1 and "--no-deps" in pip[0], proc.stdout
+    assert "git+https://github.com/seqlab-course/sequence-models" in pip[0]
+    assert "IMPORTED seqlab" in proc.stdout
+
+
+@pytest.mark.parametrize("aid", AIDS)
+def test_setup_cell_installs_nothing_when_seqlab_is_there(aid, tmp_path):
+    head = _setup_cell(aid).split("from seqlab import grading")[0]
+    script = tmp_path / "setup.py"
+    script.write_text(
+        "import subprocess\nsubprocess.check_call = lambda *a, **k: print('PIP')\n" + head
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "PIP" not in proc.stdout
