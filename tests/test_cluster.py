@@ -128,6 +128,20 @@ def test_two_graders_at_once_into_one_postgresql_gradebook_equal_the_sqlite_run(
     for ta, part in halves.items():
         roots[ta] = scratch_course(tmp_path / ta)
         _write_class(roots[ta], part)
+    # The assignment is in the gradebook before the graders start, as after a term's
+    # first `make grade`: two graders setting up a new gradebook at the same instant
+    # can rewrite its cells under each other (see the instructor's guide).
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from seqlab import course; course.sync_gradebook(course.find_root(), {AID!r})",
+        ],
+        cwd=roots["ta1"],
+        env=env() | {"SEQLAB_GRADEBOOK_URL": url},
+        check=True,
+        capture_output=True,
+    )
     t0 = time.perf_counter()
     for ta in halves:
         started[ta] = time.monotonic()
@@ -155,7 +169,10 @@ def test_two_graders_at_once_into_one_postgresql_gradebook_equal_the_sqlite_run(
     )
     for ta, child in children.items():
         assert child.returncode == 0, logs[ta][-3000:]
-        assert f"graded {len(halves[ta])} submission(s), 0 failed" in logs[ta]
+        summary = [ln for ln in logs[ta].splitlines() if "graded " in ln or "FAILED" in ln]
+        assert f"graded {len(halves[ta])} submission(s), 0 failed" in logs[ta], (
+            f"{ta}: {summary}\n{logs[ta][-3000:]}"
+        )
     # the two runs were grading into the gradebook at the same time: each started
     # before the other ended (which of the two finishes a notebook first is the
     # scheduler's choice, so the check is on the runs, not on single notebooks)
