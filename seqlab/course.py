@@ -147,33 +147,62 @@ def release(root: Path, ids: list[str] | None = None) -> list[Path]:
 def sync_gradebook(root: Path, aid: str) -> bool:
     """Record ``aid``'s notebooks and grade cells in the gradebook, as autograde needs.
 
-    Runs ``nbgrader generate_assignment`` into a scratch folder, so grading never
-    rewrites exercises/. Returns True when the scratch release equals
-    exercises/<aid>/ (False means exercises/ is out of date: run ``make release``).
+    Runs ``nbgrader generate_assignment`` into a scratch folder and a scratch
+    gradebook first, so grading never rewrites exercises/; the course's gradebook
+    is written only when it does not hold exactly those cells already (rewriting
+    them while another grader autogrades would fail that grader's submissions).
+    Returns True when the scratch release equals exercises/<aid>/ (False means
+    exercises/ is out of date: run ``make release``).
     """
     with tempfile.TemporaryDirectory(prefix="seqlab-release-") as scratch:
-        for attempt in range(3):
-            proc = _nbgrader(
-                root,
-                "generate_assignment",
-                aid,
-                "--force",
-                f"--CourseDirectory.release_directory={scratch}",
-                check=False,
-            )
-            # two graders starting at once on a new PostgreSQL gradebook both create
-            # its tables: the one that loses that race finds them when it tries again
-            if proc.returncode == 0 or not _concurrent_write(proc.stdout + proc.stderr):
-                break
-            time.sleep(1 + attempt)
-        if proc.returncode != 0:
-            raise CourseError(f"nbgrader generate_assignment {aid} failed:\n{proc.stderr}")
-        fresh = Path(scratch) / aid
-        return all(
+        private = f"sqlite:///{scratch}/gradebook.db"
+        _generate(root, aid, f"{scratch}/release", private)
+        fresh = Path(scratch) / "release" / aid
+        up_to_date = all(
             (root / "exercises" / aid / nb.name).is_file()
             and (root / "exercises" / aid / nb.name).read_bytes() == nb.read_bytes()
             for nb in fresh.glob("*.ipynb")
         )
+        if _recorded_cells(private, aid) != _recorded_cells(gradebook_url(root), aid):
+            _generate(root, aid, f"{scratch}/shared")
+    return up_to_date
+
+
+def _generate(root: Path, aid: str, release_dir: str, db_url: str | None = None) -> None:
+    """nbgrader generate_assignment into ``release_dir`` (and ``db_url``, when given)."""
+    extra = [f"--CourseDirectory.db_url={db_url}"] if db_url else []
+    for attempt in range(3):
+        proc = _nbgrader(
+            root,
+            "generate_assignment",
+            aid,
+            "--force",
+            f"--CourseDirectory.release_directory={release_dir}",
+            *extra,
+            check=False,
+        )
+        # two graders starting at once on a new PostgreSQL gradebook both create
+        # its tables: the one that loses that race finds them when it tries again
+        if proc.returncode == 0 or not _concurrent_write(proc.stdout + proc.stderr):
+            break
+        time.sleep(1 + attempt)
+    if proc.returncode != 0:
+        raise CourseError(f"nbgrader generate_assignment {aid} failed:\n{proc.stderr}")
+
+
+def _recorded_cells(db_url: str, aid: str) -> dict | None:
+    """{notebook: {cell name: (source, checksum)}} that a gradebook records for ``aid``;
+    None when it has no such assignment (or no tables yet)."""
+    from nbgrader.api import Gradebook
+
+    try:
+        with Gradebook(db_url) as gb:
+            return {
+                nb.name: {c.name: (c.source, c.checksum) for c in nb.source_cells}
+                for nb in gb.find_assignment(aid).notebooks
+            }
+    except Exception:  # MissingEntry, or a database without nbgrader's tables yet
+        return None
 
 
 # what a gradebook write that met another grader's says; the write is tried again
