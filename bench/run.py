@@ -1,6 +1,6 @@
 """`make bench`: the course measured end to end, in one run, on the machine it runs on.
 
-    python bench/run.py [--students 100] [--skip book,exercises,class,layers,decoding]
+    python bench/run.py [--students 100] [--skip book,exercises,class,layers,decoding,generation]
 
 Writes bench/results.json (every figure) and bench/results.md (the table the
 README shows between its ``bench`` markers). Chapters that are not written yet
@@ -16,7 +16,9 @@ Sections:
 * layers: seqlab's explicit layers against torch's built-ins, forward and
   forward+backward, as time ratios (seqlab / torch);
 * decoding: greedy and beam (size 5) sentences per second on chapter 3's
-  translation model, one sentence at a time and batched, and the speed-up.
+  translation model, one sentence at a time and batched, and the speed-up;
+* generation: tokens per second of chapter 6's GPT with and without its
+  key/value cache.
 """
 
 from __future__ import annotations
@@ -196,9 +198,77 @@ def bench_layers() -> dict:
     ):
         ours.load_from_torch(theirs)
         result[name] = _ratio(ours, theirs, (xs,))
-    # chapter 5 adds seqlab's multi-head and scaled dot-product attention here
-    result["multi-head attention"] = result["scaled dot-product attention"] = None
+    result.update(bench_attention())
     return result
+
+
+class _TorchMHA(torch.nn.Module):
+    """torch.nn.MultiheadAttention called as seqlab's is: (q, k, v) -> output only."""
+
+    def __init__(self, mha: torch.nn.MultiheadAttention):
+        super().__init__()
+        self.mha = mha
+
+    def forward(self, q, k, v):
+        return self.mha(q, k, v, need_weights=False)[0]
+
+
+class _Function(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        out = self.fn(*args)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def bench_attention() -> dict:
+    """Chapter 5's attention against torch's, at the issue's size (B=32, T=128, 256, 8 heads)."""
+    import torch.nn.functional as F
+
+    from seqlab.transformer import MultiHeadAttention, copy_torch_mha, scaled_dot_product_attention
+
+    B, T, d_model, n_heads = 32, 128, 256, 8
+    x = torch.randn(B, T, d_model, requires_grad=True)
+    theirs = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+    result = {}
+    for name, fast in (("multi-head attention", False), ("multi-head attention, fast path", True)):
+        ours = MultiHeadAttention(d_model, n_heads, fast=fast)
+        copy_torch_mha(ours, theirs)
+        result[name] = _ratio(ours, _TorchMHA(theirs), (x, x, x))
+    q = torch.randn(B, n_heads, T, d_model // n_heads, requires_grad=True)
+    result["scaled dot-product attention"] = _ratio(
+        _Function(scaled_dot_product_attention), _Function(F.scaled_dot_product_attention),
+        (q, q, q),
+    )  # fmt: skip
+    return result
+
+
+# --- generation -------------------------------------------------------------------------
+
+
+def bench_generation() -> dict:
+    """Tokens per second of chapter 6's shipped GPT, 256 new tokens, with and without the cache."""
+    from seqlab.gpt import GPT, GPTConfig, tokens_per_second
+
+    torch.set_num_threads(1)
+    try:
+        from seqlab.prompting import load
+
+        model = load()[0]
+        which = "the shipped prompting model"
+    except (ImportError, FileNotFoundError, AttributeError):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=256, block_size=512, n_layer=4, n_head=4, n_embd=128))
+        which = "a random 4-layer GPT of width 128"
+    new = min(256, model.config.block_size - 1)
+    return {
+        "model": which,
+        "new_tokens": new,
+        "cached_tokens_per_s": tokens_per_second(model, 1, new, use_cache=True),
+        "uncached_tokens_per_s": tokens_per_second(model, 1, new, use_cache=False),
+    }
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -281,7 +351,15 @@ def table(results: dict) -> str:
             rows.append(f"| seqlab {name} / torch built-in | {cell} | <= 1.5x (fast path) |")
     for key, value in (results.get("decoding") or {}).items():
         rows.append(f"| decoding (chapter 3): {key.replace('_', ' ')} | {_fmt(value, '', 1)} | |")
-    rows.append("| GPT generation tokens/s, with / without the cache | not yet | |")
+    gen = results.get("generation")
+    if gen:
+        rows.append(
+            f"| GPT generation ({gen['model']}, {gen['new_tokens']} new tokens), tokens/s with / "
+            f"without the cache | {_fmt(gen['cached_tokens_per_s'], '', 0)} / "
+            f"{_fmt(gen['uncached_tokens_per_s'], '', 0)} | |"
+        )
+    else:
+        rows.append("| GPT generation tokens/s, with / without the cache | not yet | |")
     machine = results["machine"]
     head = (
         f"Measured by `make bench` on {results['date']}: {machine['cpus']} CPU cores, "
@@ -321,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "class": lambda: bench_class(args.students),
         "layers": bench_layers,
         "decoding": bench_decoding,
+        "generation": bench_generation,
     }
     for name, fn in sections.items():
         if name in skip:

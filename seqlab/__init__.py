@@ -9,6 +9,8 @@ trained checkpoints), :mod:`seqlab.data` (vocabularies, the generated tasks,
 batches with masks), :mod:`seqlab.seq2seq` (the encoder-decoder of chapter 3),
 :mod:`seqlab.decoding` (greedy and beam search), :mod:`seqlab.metrics` (exact
 match, token accuracy, BLEU), :mod:`seqlab.attention` (chapter 4),
+:mod:`seqlab.transformer` (chapter 5), :mod:`seqlab.gpt`, :mod:`seqlab.prompting` and
+:mod:`seqlab.induction` (chapter 6),
 :mod:`seqlab.plots` and :mod:`seqlab.widgets` (figures and explorers),
 :mod:`seqlab.grading` (the checks that hidden tests use), :mod:`seqlab.course`
 and :mod:`seqlab.cluster` (the instructor's commands).

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import inspect
 import math
 import os
@@ -106,7 +107,41 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # chapter 4: attention
     "dot_product_attention": _TORCH_ATTENTION,
     "additive_attention": _TORCH_ATTENTION,
+    # chapter 5: transformers
+    "scaled_dot_product_attention": _TORCH_ATTENTION,
+    "causal_mask": (
+        "torch.nn.Transformer.generate_square_subsequent_mask",
+        "torch.nn.modules.transformer._generate_square_subsequent_mask",
+    ),
+    "sinusoidal_positions": (),
+    "MultiHeadAttention": _TORCH_ATTENTION + (
+        "torch.nn.modules.activation.MultiheadAttention.forward",
+        "torch.nn.Transformer.forward", "torch.nn.TransformerEncoder.forward",
+        "torch.nn.TransformerDecoder.forward", "torch.nn.TransformerEncoderLayer.forward",
+        "torch.nn.TransformerDecoderLayer.forward", "torch._transformer_encoder_layer_fwd",
+    ),  # fmt: skip
 }
+
+# chapter 6: gpt_prompting. Hugging Face's logits warpers do sample_next_token's top-k and
+# temperature on plain tensors; they are listed only where transformers is installed
+# (resolving a path imports its top module). Its scorers work on its own models only, so
+# completion_logprob and rank_choices forbid seqlab's reference versions alone.
+_HF_WARPERS = (
+    tuple(
+        f"transformers.generation.logits_process.{name}.__call__"
+        for name in ("TopKLogitsWarper", "TemperatureLogitsWarper", "TopPLogitsWarper",
+                     "MinPLogitsWarper", "LogitsProcessorList")
+    )  # fmt: skip
+    if importlib.util.find_spec("transformers") is not None
+    else ()
+)
+FORBIDDEN.update(
+    {
+        "sample_next_token": _HF_WARPERS,
+        "completion_logprob": (),
+        "rank_choices": (),
+    }
+)
 
 
 class DelegationError(AssertionError):

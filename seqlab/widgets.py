@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import ipywidgets
 import matplotlib as mpl
@@ -546,15 +547,159 @@ def attention_explorer(model, task, examples, **kwargs) -> AttentionExplorer:
     return AttentionExplorer(model, task, examples, **kwargs)
 
 
+class HeadExplorer(_Explorer):
+    """Every head of a trained transformer on one sentence, layer by layer.
+
+    Pick a sentence (or type one) and an attention, the encoder's
+    self-attention, the decoder's causal self-attention or the decoder's
+    cross-attention over the source, and a layer: the figure shows the
+    weights of each head side by side (:func:`seqlab.transformer.attention_maps`,
+    along the greedy translation; Vaswani et al., 2017).
+
+    model: a :class:`seqlab.transformer.Transformer`; task: its task; sentences:
+    token lists offered in the menu (the static player shows the first one, one
+    frame per attention and layer); dpi: resolution of the frames.
+    """
+
+    def __init__(self, model, task, sentences, dpi: int = 72):
+        sentences = [list(s) for s in sentences]
+        if not sentences:
+            raise ValueError("sentences should hold at least one sentence")
+        self.model, self.task, self.sentences, self.dpi = model, task, sentences, dpi
+        self.n_heads = model.config.n_heads
+        self.keys = [(kind, layer) for kind in ("encoder", "decoder", "cross")
+                     for layer in range(len(model.encoder.layers if kind == "encoder"
+                                            else model.layers))]  # fmt: skip
+        self._seen: dict[tuple[str, ...], dict] = {}
+        self._html: str | None = None
+        self._widget: ipywidgets.Widget | None = None
+
+    def __repr__(self) -> str:
+        return f"HeadExplorer({len(self.sentences)} sentences, {self.n_heads} heads)"
+
+    def maps(self, source) -> dict:
+        """:func:`seqlab.transformer.attention_maps` of a sentence, cached."""
+        from .transformer import attention_maps
+
+        tokens = tuple(source.split() if isinstance(source, str) else source)
+        if tokens not in self._seen:
+            self._seen[tokens] = attention_maps(self.model, self.task, list(tokens))
+        return self._seen[tokens]
+
+    def draw(self, value, axes) -> None:
+        """value: (source, kind, layer); draws one heat map per head on ``axes``."""
+        source, kind, layer = value
+        seen = self.maps(source)
+        weights = seen["maps"][kind, layer]  # (h, rows, cols)
+        out = list(seen["output"]) + ["<eos>"]
+        rows = seen["source"] if kind == "encoder" else out
+        cols = seen["source"] if kind != "decoder" else ["<bos>", *seen["output"]]
+        names = {"encoder": "encoder self-attention", "decoder": "decoder self-attention",
+                 "cross": "cross-attention"}  # fmt: skip
+        with course_style():
+            for head, ax in enumerate(axes):
+                ax.clear()
+                ax.imshow(weights[head].numpy(), cmap="Greys", vmin=0.0, vmax=1.0,
+                          aspect="auto", interpolation="nearest")  # fmt: skip
+                ax.grid(False)
+                ax.tick_params(length=0, labelsize=7)
+                ax.set_xticks(range(len(cols)), cols, rotation=90)
+                ax.set_yticks(range(len(rows)), rows if head == 0 else [""] * len(rows))
+                ax.set_title(f"head {head + 1}", fontsize=9)
+            axes[0].figure.suptitle(f"{names[kind]}, layer {layer + 1}", fontsize=10)
+
+    def _figure(self):
+        with course_style():
+            fig = Figure(figsize=(2.1 * self.n_heads + 1.2, 3.6), dpi=self.dpi,
+                         layout="constrained")  # fmt: skip
+            axes = fig.subplots(1, self.n_heads, squeeze=False)[0]
+        return fig, list(axes)
+
+    def widget(self) -> ipywidgets.Widget:
+        """The live view: a sentence menu, a text box, the attention, the layer, the figure."""
+        if self._widget is None:
+            options = [(" ".join(s), i) for i, s in enumerate(self.sentences)]
+            menu = ipywidgets.Dropdown(options=options, value=0, description="sentence",
+                                       layout=ipywidgets.Layout(width="95%"))  # fmt: skip
+            typed = ipywidgets.Text(placeholder="or type a sentence and press Enter",
+                                    description="your own", continuous_update=False,
+                                    layout=ipywidgets.Layout(width="95%"))  # fmt: skip
+            kind = ipywidgets.ToggleButtons(options=["encoder", "decoder", "cross"],
+                                            value="cross", description="attention")  # fmt: skip
+            n_layers = max(layer for _, layer in self.keys) + 1
+            layer = ipywidgets.IntSlider(min=1, max=n_layers, value=1, description="layer")
+            current = {"source": self.sentences[0]}
+            image = ipywidgets.Image(value=self.png((current["source"], "cross", 0)), format="png")
+            message = ipywidgets.HTML("")
+
+            def show(*_) -> None:
+                try:
+                    key = (kind.value, layer.value - 1)
+                    if key not in self.keys:
+                        raise ValueError(f"the model has no layer {layer.value} there")
+                    image.value = self.png((current["source"], *key))
+                    message.value = ""
+                except ValueError as error:
+                    message.value = f"<b>{error}</b>"
+
+            def pick(source) -> None:
+                current["source"] = source
+                show()
+
+            menu.observe(lambda c: pick(self.sentences[c["new"]]), names="value")
+            typed.observe(lambda c: pick(c["new"].split()), names="value")
+            kind.observe(show, names="value")
+            layer.observe(show, names="value")
+            self._widget = ipywidgets.VBox([menu, typed, kind, layer, message, image])
+        return self._widget
+
+    def to_html(self) -> str:
+        """The static view: the first sentence, one frame per attention and layer."""
+        if self._html is None:
+            fig, axes = self._figure()
+            source = self.sentences[0]
+
+            def frame(i: int):
+                self.draw((source, *self.keys[i]), axes)
+                return axes
+
+            animation = FuncAnimation(fig, frame, frames=len(self.keys), interval=1500,
+                                      repeat=False)  # fmt: skip
+            with course_style(), mpl.rc_context(_FRAME_RC):
+                html = animation.to_jshtml(default_mode="once")
+            alt = (
+                f"Attention weights of every head of a trained transformer on the sentence "
+                f"'{' '.join(source)}': one frame per attention (encoder self-attention, decoder "
+                f"self-attention, cross-attention) and layer, {len(self.keys)} frames"
+            )
+            self._html = offline_jshtml(html, alt=alt)
+        return self._html
+
+
+def head_explorer(model, task, sentences, **kwargs) -> HeadExplorer:
+    """An explorer of a trained transformer's attention by layer and head.
+
+    Display the result in a notebook cell: live menus in Jupyter, a player of
+    precomputed frames in the static book. Keyword arguments go to
+    :class:`HeadExplorer`.
+    """
+    return HeadExplorer(model, task, sentences, **kwargs)
+
+
 __all__ = [
     "AttentionExplorer",
     "attention_explorer",
     "BeamExplorer",
     "beam_explorer",
     "GateExplorer",
+    "HeadExplorer",
+    "head_explorer",
     "SpectralRadiusExplorer",
     "gate_explorer",
     "offline_jshtml",
+    "PromptPlayground",
+    "PromptSetting",
+    "prompt_playground",
     "spectral_radius_explorer",
 ]
 
@@ -663,3 +808,243 @@ def beam_explorer(model, task, example, **kwargs) -> BeamExplorer:
     Keyword arguments go to :class:`BeamExplorer`.
     """
     return BeamExplorer(model, task, example, **kwargs)
+
+
+class PromptSetting(NamedTuple):
+    """One state of the :class:`PromptPlayground`: what is asked and how the model samples."""
+
+    task: str  # a task of seqlab.prompting.TASKS, e.g. "sort"
+    query: str  # the input the model should answer, e.g. "dbca"
+    k: int  # demonstrations in the prompt
+    temperature: float  # 0 = greedy
+    top_k: int | None = None  # sample among the top_k most likely tokens (None: all)
+    instruction: bool = True  # start the prompt with the task's instruction line
+
+
+def _show_char(c: str) -> str:
+    return {"\n": "\u21b5", " ": "\u2423"}.get(c, c)
+
+
+class PromptPlayground(_Explorer):
+    """Prompt a small GPT: the task, its input, the examples, the temperature and top-k.
+
+    The prompt is :func:`seqlab.prompting.kshot_prompt`: the task's instruction
+    line (optional), ``k`` solved examples and the query, "few-shot" in Brown et
+    al.'s (2020) sense (``k = 0`` is Radford et al.'s, 2019, zero-shot). The
+    figure shows the prompt, ``samples`` continuations drawn by
+    :func:`seqlab.gpt.generate` at the chosen temperature and top-k (each up to
+    its newline, marked right when it is the task's answer), and the
+    distribution of the first answer token: the model's own (grey) and the one
+    sampled from after temperature and top-k (coloured).
+
+    model: a :class:`seqlab.gpt.GPT` over characters; tok: its tokenizer
+    (``encode``/``decode``, :class:`seqlab.prompting.CharTokenizer`); queries:
+    the (task, input) pairs offered in the menu; settings: the frames of the
+    static player (:class:`PromptSetting`; default: the first query at k = 0,
+    2, 8, greedy and at temperature 1); seed: seeds the demonstrations and the
+    sampling, so that a setting always shows the same samples; dpi: resolution
+    of the frames.
+    """
+
+    def __init__(self, model, tok, queries: Sequence[tuple[str, str]],
+                 settings: Sequence[PromptSetting] | None = None, samples: int = 4,
+                 seed: int = 0, dpi: int = 72):  # fmt: skip
+        from .prompting import KS, TASKS, demonstrations
+
+        queries = [(str(task), str(query)) for task, query in queries]
+        if not queries:
+            raise ValueError("queries should hold at least one (task, input) pair")
+        for task, _ in queries:
+            if task not in TASKS:
+                raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
+        if samples < 1:
+            raise ValueError(f"samples should be >= 1, got {samples}")
+        self.model, self.tok, self.queries = model, tok, queries
+        self.samples, self.seed, self.dpi = samples, seed, dpi
+        self.max_k = max(KS)
+        self.demos = demonstrations(1, self.max_k, seed)[0]  # the same examples for every query
+        if settings is None:
+            task, query = queries[0]
+            settings = [PromptSetting(task, query, k, t) for k in (0, 2, 8) for t in (0.0, 1.0)]
+        self.settings = [PromptSetting(*s) for s in settings]
+        if not self.settings:
+            raise ValueError("settings should hold at least one frame")
+        self._seen: dict[PromptSetting, dict] = {}
+        self._html: str | None = None
+        self._widget: ipywidgets.Widget | None = None
+
+    def __repr__(self) -> str:
+        return f"PromptPlayground({len(self.queries)} queries, {len(self.settings)} frames)"
+
+    def prompt(self, setting: PromptSetting) -> str:
+        """The prompt text of a setting (:func:`seqlab.prompting.kshot_prompt`)."""
+        from .prompting import kshot_prompt
+
+        if not 0 <= setting.k <= self.max_k:
+            raise ValueError(f"k should be in 0..{self.max_k}, got {setting.k}")
+        if not setting.query:
+            raise ValueError("type an input of at least one letter")
+        return kshot_prompt(setting.task, setting.query, self.demos[: setting.k],
+                            setting.instruction)  # fmt: skip
+
+    @torch.no_grad()
+    def look(self, setting) -> dict:
+        """What the figure shows for a setting, cached.
+
+        -> {"prompt": str, "answer": str, "samples": [str], "right": [bool],
+        "p_model": (V,) softmax of the logits, "p_sample": (V,) the distribution
+        the first token is drawn from (one-hot at the argmax when greedy)}.
+        """
+        from .gpt import generate, top_k_filter
+        from .prompting import TASKS
+
+        setting = PromptSetting(*setting)
+        if setting.temperature < 0:
+            raise ValueError(f"temperature should be >= 0, got {setting.temperature}")
+        if setting not in self._seen:
+            text = self.prompt(setting)
+            device = next(self.model.parameters()).device
+            # (1, T); the tokenizer raises ValueError on a character it does not know
+            ids = torch.tensor([self.tok.encode(text)], device=device)
+            room = self.model.config.block_size - ids.shape[1]
+            if room < 1:
+                raise ValueError(f"the prompt's {ids.shape[1]} tokens fill the model's context "
+                                 f"of {self.model.config.block_size}")  # fmt: skip
+            self.model.eval()
+            logits = self.model(ids)[:, -1].float()  # (1, V)
+            p_model = torch.softmax(logits, dim=-1)[0]
+            if setting.temperature == 0:
+                p_sample = torch.zeros_like(p_model)
+                p_sample[p_model.argmax()] = 1.0
+            else:
+                kept = top_k_filter(logits / setting.temperature, setting.top_k)
+                p_sample = torch.softmax(kept, dim=-1)[0]
+            n = 1 if setting.temperature == 0 else self.samples
+            g = torch.Generator(device=device).manual_seed(self.seed)
+            out = generate(self.model, ids.repeat(n, 1), min(room, 8), setting.temperature,
+                           setting.top_k, generator=g)  # (n, T + new)  # fmt: skip
+            samples = [self.tok.decode(row[ids.shape[1]:].tolist()).split("\n")[0]
+                       for row in out]  # fmt: skip
+            answer = TASKS[setting.task].rule(setting.query)
+            self._seen[setting] = {
+                "prompt": text, "answer": answer, "samples": samples,
+                "right": [s == answer for s in samples],
+                "p_model": p_model.cpu(), "p_sample": p_sample.cpu(),
+            }  # fmt: skip
+        return self._seen[setting]
+
+    def draw(self, setting, axes) -> None:
+        """Draw the prompt, the samples and the next-token distribution on ``axes`` (2 Axes)."""
+        setting = PromptSetting(*setting)
+        seen = self.look(setting)
+        text_ax, bars = axes
+        top = seen["p_model"].argsort(descending=True)[:10].tolist()  # the 10 likeliest tokens
+        chars = [_show_char(self.tok.decode([i])) for i in top]
+        how = ("greedy (temperature 0)" if setting.temperature == 0 else
+               f"temperature {setting.temperature:g}, top-k {setting.top_k or 'all'}")  # fmt: skip
+        with course_style():
+            text_ax.clear()
+            bars.clear()
+            text_ax.axis("off")
+            lines = seen["prompt"].split("\n")
+            lines[-1] += "\u2026"  # where the model continues
+            lines += ["", f"{how}:"]
+            lines += [f"  {s or '(empty)'}   {'right' if ok else 'wrong'}"
+                      for s, ok in zip(seen["samples"], seen["right"], strict=True)]  # fmt: skip
+            lines.append(f"answer: {seen['answer']}")
+            listing = text_ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9,
+                                   family="monospace", transform=text_ax.transAxes,
+                                   color=INK)  # fmt: skip
+            listing.set_in_layout(False)
+            x = np.arange(len(top))
+            bars.bar(x - 0.2, seen["p_model"][top].numpy(), width=0.4, color=MUTED,
+                     label="model (temperature 1)")  # fmt: skip
+            bars.bar(x + 0.2, seen["p_sample"][top].numpy(), width=0.4, color=PALETTE[0],
+                     label="sampled from")  # fmt: skip
+            bars.set_xticks(x, chars, family="monospace")
+            bars.set_ylim(0, 1.05)
+            bars.set_ylabel("probability")
+            bars.set_title("first token of the answer", fontsize=10)
+            bars.legend(loc="upper right")
+            title = f"{setting.task}, k = {setting.k}"
+            if not setting.instruction:
+                title += ", no instruction"
+            text_ax.set_title(title, fontsize=10, loc="left")
+
+    def _figure(self):
+        with course_style():
+            fig = Figure(figsize=(8.4, 3.8), dpi=self.dpi, layout="constrained")
+            axes = fig.subplots(1, 2, width_ratios=(1.2, 1.0))
+        return fig, list(axes)
+
+    def widget(self) -> ipywidgets.Widget:
+        """The live view: task, input, k, instruction, temperature and top-k, and the figure."""
+        from .prompting import TASKS
+
+        if self._widget is None:
+            first = self.settings[0]
+            V = self.model.config.vocab_size
+            task = ipywidgets.Dropdown(options=sorted(TASKS), value=first.task,
+                                       description="task")  # fmt: skip
+            query = ipywidgets.Text(value=first.query, description="input",
+                                    continuous_update=False)  # fmt: skip
+            k = ipywidgets.IntSlider(value=first.k, min=0, max=self.max_k, description="examples k",
+                                     continuous_update=False)  # fmt: skip
+            instruction = ipywidgets.Checkbox(value=first.instruction, description="instruction")
+            temperature = ipywidgets.FloatSlider(value=first.temperature, min=0.0, max=2.0,
+                                                 step=0.1, description="temperature",
+                                                 continuous_update=False)  # fmt: skip
+            top_k = ipywidgets.IntSlider(value=first.top_k or V, min=1, max=V, description="top-k",
+                                         continuous_update=False)  # fmt: skip
+            image = ipywidgets.Image(value=self.png(first), format="png")
+            message = ipywidgets.HTML("")
+
+            def show(*_) -> None:
+                setting = PromptSetting(task.value, query.value.strip(), k.value,
+                                        round(temperature.value, 2),
+                                        None if top_k.value >= V else top_k.value,
+                                        instruction.value)  # fmt: skip
+                try:
+                    image.value = self.png(setting)
+                    message.value = ""
+                except ValueError as error:
+                    message.value = f"<b>{error}</b>"
+
+            for control in (task, query, k, instruction, temperature, top_k):
+                control.observe(show, names="value")
+            self._widget = ipywidgets.VBox(
+                [task, query, k, instruction, temperature, top_k, message, image]
+            )
+        return self._widget
+
+    def to_html(self) -> str:
+        """The static view: one frame per setting in a self-contained player."""
+        if self._html is None:
+            fig, axes = self._figure()
+
+            def frame(i: int):
+                self.draw(self.settings[i], axes)
+                return axes
+
+            animation = FuncAnimation(fig, frame, frames=len(self.settings), interval=1500,
+                                      repeat=False)  # fmt: skip
+            with course_style(), mpl.rc_context(_FRAME_RC):
+                html = animation.to_jshtml(default_mode="once")
+            alt = (
+                f"A small GPT prompted with {len(self.settings)} settings, one per frame: the "
+                "prompt with its instruction and k solved examples, the continuations sampled "
+                "at the frame's temperature and top-k marked right or wrong, and a bar chart of "
+                "the probability of each first answer letter"
+            )
+            self._html = offline_jshtml(html, alt=alt)
+        return self._html
+
+
+def prompt_playground(model, tok, queries, **kwargs) -> PromptPlayground:
+    """A playground for prompting a small GPT (chapter 6).
+
+    Display the result in a notebook cell: live controls in Jupyter, a player
+    of precomputed frames in the static book. Keyword arguments go to
+    :class:`PromptPlayground`.
+    """
+    return PromptPlayground(model, tok, queries, **kwargs)

@@ -1225,3 +1225,504 @@ WRONG["seq2seq"] = {
     "beam_search": "def beam_search(step, state, bos_id, eos_id, beam_size, max_len, "
     "length_penalty=0.0):\n    return [([eos_id], 0.0)]",
 }
+
+
+# chapter 5: transformers. A MultiHeadAttention bug computes its own attention, so it stays
+# in its cell (the solution does not call scaled_dot_product_attention either).
+
+_SDPA = """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+"""
+
+SCALED_DOT_PRODUCT_ATTENTION = {
+    "no_sqrt_scaling": _SDPA.replace(" / math.sqrt(q.shape[-1])", ""),
+    "scaled_by_sqrt_of_the_key_length": _SDPA.replace("q.shape[-1]", "k.shape[-2]"),
+    "scaled_by_sqrt_of_the_value_size": _SDPA.replace("q.shape[-1]", "v.shape[-1]"),
+    "scaled_after_the_softmax": """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1) / math.sqrt(q.shape[-1])
+    return weights @ v, weights
+""",
+    "mask_inverted": _SDPA.replace("masked_fill(~mask,", "masked_fill(mask,"),
+    "mask_ignored": _SDPA.replace('scores = scores.masked_fill(~mask, float("-inf"))', "pass"),
+    "masked_with_zero": _SDPA.replace('float("-inf")', "0.0"),
+    "finite_fill_minus_1e4": _SDPA.replace('float("-inf")', "-1e4"),
+    "softmax_over_the_queries": _SDPA.replace("dim=-1", "dim=-2"),
+    "transposes_dims_1_and_2": _SDPA.replace("k.transpose(-2, -1)", "k.transpose(1, 2)"),
+    "weights_not_returned": _SDPA.replace("return weights @ v, weights", "return weights @ v"),
+    "scales_q_in_place": """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    q /= math.sqrt(q.shape[-1])
+    scores = q @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+""",
+    "delegates_to_functional_sdpa": """
+import torch.nn.functional as F
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), torch.softmax(scores, dim=-1)
+""",
+    "delegates_to_seqlab": """
+from seqlab.transformer import scaled_dot_product_attention as _seqlab_sdpa
+def scaled_dot_product_attention(q, k, v, mask=None):
+    return _seqlab_sdpa(q, k, v, mask)
+""",
+}
+
+CAUSAL_MASK = {
+    "transposed": """
+def causal_mask(T):
+    return torch.ones(T, T, dtype=torch.bool).triu()
+""",
+    "strict_no_diagonal": """
+def causal_mask(T):
+    return torch.ones(T, T, dtype=torch.bool).tril(diagonal=-1)
+""",
+    "sees_one_step_ahead": """
+def causal_mask(T):
+    return torch.ones(T, T, dtype=torch.bool).tril(diagonal=1)
+""",
+    "inverted_true_marks_the_future": """
+def causal_mask(T):
+    return torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
+""",
+    "float_mask": """
+def causal_mask(T):
+    return torch.ones(T, T).tril()
+""",
+    "uint8_mask": """
+def causal_mask(T):
+    return torch.ones(T, T, dtype=torch.uint8).tril()
+""",
+    "delegates_to_generate_square_subsequent_mask": """
+def causal_mask(T):
+    return torch.nn.Transformer.generate_square_subsequent_mask(T) == 0
+""",
+    "delegates_to_seqlab": """
+import seqlab.transformer as _seqlab_transformer
+def causal_mask(T):
+    return _seqlab_transformer.causal_mask(T)
+""",
+}
+
+_POSITIONS = """
+def sinusoidal_positions(T, d):
+    t = torch.arange(T, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    P = torch.empty(T, d, dtype=torch.float64)
+    P[:, 0::2] = torch.sin(t * freq)
+    P[:, 1::2] = torch.cos(t * freq)
+    return P.float()
+"""
+
+SINUSOIDAL_POSITIONS = {
+    "sin_and_cos_swapped": _POSITIONS.replace("torch.sin(t", "torch.SIN(t")
+    .replace("torch.cos(t", "torch.sin(t")
+    .replace("torch.SIN(t", "torch.cos(t"),
+    "exponent_i_not_2i": _POSITIONS.replace(
+        "-torch.arange(0, d, 2, dtype=torch.float64) / d",
+        "-torch.arange(d // 2, dtype=torch.float64) / d",
+    ),
+    "multiplies_by_the_frequency_power": _POSITIONS.replace("10000.0 ** (-", "10000.0 ** ("),
+    "computed_in_float32": _POSITIONS.replace("torch.float64", "torch.float32"),
+    "returns_float64": _POSITIONS.replace("return P.float()", "return P"),
+    "sines_then_cosines_concatenated": """
+def sinusoidal_positions(T, d):
+    t = torch.arange(T, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    return torch.cat([torch.sin(t * freq), torch.cos(t * freq)], dim=1).float()
+""",
+    "positions_start_at_1": _POSITIONS.replace("torch.arange(T,", "1 + torch.arange(T,"),
+    "delegates_to_seqlab": """
+from seqlab.transformer import sinusoidal_positions as _seqlab_positions
+def sinusoidal_positions(T, d):
+    return _seqlab_positions(T, d)
+""",
+}
+
+# the solution with one part changed each; _MHA fills in the parts
+_MHA = """
+class MultiHeadAttention(torch.nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.q_proj = torch.nn.Linear(d_model, d_model{BIAS})
+        self.k_proj = torch.nn.Linear(d_model, d_model{BIAS})
+        self.v_proj = torch.nn.Linear(d_model, d_model{BIAS})
+        self.out_proj = torch.nn.Linear(d_model, d_model{BIAS})
+
+    def _heads(self, x):
+        B, T, _ = x.shape
+        return {HEADS}
+
+    def forward(self, query, key, value, mask=None):
+        B, Tq, d_model = query.shape
+        q = self._heads(self.q_proj(query))
+        k = self._heads(self.{K_PROJ}(key))
+        v = self._heads(self.v_proj(value))
+        scores = q @ k.transpose(-2, -1) / math.sqrt({SCALE})
+        if mask is not None:
+            {MASK}
+        weights = torch.softmax(scores, dim=-1)
+        out = {MERGE}
+        return {OUT}
+"""
+_MHA_PARTS = {
+    "BIAS": "",
+    "HEADS": "x.reshape(B, T, self.n_heads, self.d_head).transpose(1, 2)",
+    "K_PROJ": "k_proj",
+    "SCALE": "self.d_head",
+    "MASK": "scores = scores.masked_fill(~(mask.unsqueeze(1) if mask.dim() == 3 else mask), "
+    'float("-inf"))',
+    "MERGE": "(weights @ v).transpose(1, 2).reshape(B, Tq, d_model)",
+    "OUT": "self.out_proj(out)",
+}
+
+
+def _mha(**changes):
+    source = _MHA
+    for part, default in _MHA_PARTS.items():
+        source = source.replace("{" + part + "}", changes.get(part, default))
+    return source
+
+
+MULTI_HEAD_ATTENTION = {
+    "heads_split_in_the_wrong_order": _mha(HEADS="x.reshape(B, self.n_heads, T, self.d_head)"),
+    "heads_merged_without_transposing_back": _mha(MERGE="(weights @ v).reshape(B, Tq, d_model)"),
+    "no_out_proj": _mha(OUT="out"),
+    "scaled_by_sqrt_d_model": _mha(SCALE="d_model"),
+    "mask_ignored": _mha(MASK="pass"),
+    "mask_inverted": _mha(
+        MASK="scores = scores.masked_fill(mask.unsqueeze(1) if mask.dim() == 3 else mask, "
+        'float("-inf"))'
+    ),
+    "per_row_mask_not_spread_over_heads": _mha(
+        MASK='scores = scores.masked_fill(~mask, float("-inf"))'
+    ),
+    "keys_projected_with_q_proj": _mha(K_PROJ="q_proj"),
+    "projections_without_bias": _mha(BIAS=", bias=False"),
+    "softmax_over_the_heads": _mha().replace("softmax(scores, dim=-1)", "softmax(scores, dim=1)"),
+    "delegates_to_functional_sdpa": _mha(
+        MERGE="torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=None "
+        "if mask is None else (mask.unsqueeze(1) if mask.dim() == 3 else mask))"
+        ".transpose(1, 2).reshape(B, Tq, d_model)"
+    ),
+    "delegates_to_torch_multiheadattention": """
+class MultiHeadAttention(torch.nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = torch.nn.Linear(d_model, d_model)
+        self.k_proj = torch.nn.Linear(d_model, d_model)
+        self.v_proj = torch.nn.Linear(d_model, d_model)
+        self.out_proj = torch.nn.Linear(d_model, d_model)
+        self.torch_mha = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+
+    def forward(self, query, key, value, mask=None):
+        with torch.no_grad():
+            self.torch_mha.to(query)
+            self.torch_mha.in_proj_weight.copy_(
+                torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+            )
+            self.torch_mha.in_proj_bias.copy_(
+                torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+            )
+            self.torch_mha.out_proj.load_state_dict(self.out_proj.state_dict())
+        attn_mask = None
+        if mask is not None:
+            B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
+            attn_mask = ~mask if mask.dim() == 2 else (~mask).expand(B, Tq, Tk)
+            if attn_mask.dim() == 3:
+                attn_mask = attn_mask.repeat_interleave(self.n_heads, 0)
+        return self.torch_mha(query, key, value, attn_mask=attn_mask, need_weights=False)[0]
+""",
+    "delegates_to_seqlab": """
+import seqlab.transformer as _seqlab_transformer
+class MultiHeadAttention(_seqlab_transformer.MultiHeadAttention):
+    def __init__(self, d_model, n_heads):
+        super().__init__(d_model, n_heads)
+""",
+}
+
+PLANTED["transformers"] = {
+    "scaled_dot_product_attention": SCALED_DOT_PRODUCT_ATTENTION,
+    "causal_mask": CAUSAL_MASK,
+    "sinusoidal_positions": SINUSOIDAL_POSITIONS,
+    "MultiHeadAttention": MULTI_HEAD_ATTENTION,
+}
+
+WRONG["transformers"] = {
+    "scaled_dot_product_attention": "def scaled_dot_product_attention(q, k, v, mask=None):\n"
+    "    w = torch.ones_like(q @ k.transpose(-2, -1)) / k.shape[-2]\n"
+    "    return (w @ v) * 0, w",
+    "causal_mask": "def causal_mask(T):\n    return torch.ones(T, T, dtype=torch.bool)",
+    "sinusoidal_positions": "def sinusoidal_positions(T, d):\n    return torch.zeros(T, d)",
+    "MultiHeadAttention": "class MultiHeadAttention(torch.nn.Module):\n"
+    "    def __init__(self, d_model, n_heads):\n"
+    "        super().__init__()\n"
+    "        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (\n"
+    "            torch.nn.Linear(d_model, d_model) for _ in range(4))\n\n"
+    "    def forward(self, query, key, value, mask=None):\n"
+    "        return self.out_proj(query) * 0",
+}
+
+
+# chapter 6: gpt_prompting
+
+_SAMPLE = """
+def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+"""
+
+
+def _sample(old: str, new: str) -> str:
+    assert old in _SAMPLE, old
+    return _SAMPLE.replace(old, new)
+
+
+SAMPLE_NEXT_TOKEN = {
+    "temperature_after_softmax": _sample(
+        "torch.softmax(logits / temperature, dim=-1)", "torch.softmax(logits, dim=-1) / temperature"
+    ),
+    "top_k_keeps_k_minus_1": _sample(".values[:, -1:]", ".values[:, -2:-1]"),
+    "top_k_keeps_k_plus_1": _sample(
+        "torch.topk(logits, top_k, dim=-1).values[:, -1:]",
+        "torch.topk(logits, min(top_k + 1, logits.shape[-1]), dim=-1).values[:, -1:]",
+    ),
+    "temperature_ignored": _sample("logits / temperature", "logits"),
+    "argmax_whatever_the_temperature": """
+def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
+    return logits.argmax(dim=-1)
+""",
+    "global_random_state_instead_of_the_generator": _sample(
+        "torch.multinomial(probs, 1, generator=generator)", "torch.multinomial(probs, 1)"
+    ),
+    "a_new_generator_seeded_0": _sample(
+        "torch.multinomial(probs, 1, generator=generator)",
+        "torch.multinomial(probs, 1, generator=torch.Generator(probs.device).manual_seed(0))",
+    ),
+    "draws_from_the_logits_not_the_probabilities": _sample(
+        "torch.softmax(logits / temperature, dim=-1)", "logits / temperature"
+    ),
+    "returns_shape_B_1": _sample(".squeeze(-1)", ""),
+    "naive_exp_overflows": _sample(
+        "probs = torch.softmax(logits / temperature, dim=-1)",
+        "probs = torch.exp(logits / temperature)\n"
+        "    probs = probs / probs.sum(dim=-1, keepdim=True)",
+    ),
+    "masks_the_logits_in_place": _sample(
+        "logits = logits.masked_fill(logits < kth", "logits = logits.masked_fill_(logits < kth"
+    ),
+    "no_case_for_temperature_0": _sample(
+        "    if temperature == 0:\n        return logits.argmax(dim=-1)\n", ""
+    ),
+    "draws_among_the_top_k_only": """
+def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    k = logits.shape[-1] if top_k is None else min(top_k, logits.shape[-1])
+    values, indices = torch.topk(logits, k, dim=-1)  # (B, k), sorted
+    pick = torch.multinomial(torch.softmax(values / temperature, dim=-1), 1, generator=generator)
+    return indices.gather(1, pick).squeeze(-1)
+""",
+    "delegates_to_hugging_face_warpers": """
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper
+def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    scores = TemperatureLogitsWarper(temperature)(None, logits)
+    if top_k is not None:
+        scores = TopKLogitsWarper(top_k)(None, scores)
+    return torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator).squeeze(-1)
+""",
+    "delegates_to_seqlab": """
+from seqlab.gpt import sample_next_token as _seqlab_sample
+def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
+    return _seqlab_sample(logits, temperature, top_k, generator)
+""",
+}
+
+_LOGPROB = """
+def completion_logprob(model, prompt_ids, completion_ids):
+    T_p, T_c = prompt_ids.shape[0], completion_ids.shape[0]
+    ids = torch.cat([prompt_ids, completion_ids])[None]
+    logits = model(ids)[0, T_p - 1 : T_p + T_c - 1]
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp.gather(1, completion_ids[:, None]).sum().item()
+"""
+
+
+def _logprob(old: str, new: str) -> str:
+    assert old in _LOGPROB, old
+    return _LOGPROB.replace(old, new)
+
+
+COMPLETION_LOGPROB = {
+    "logits_at_the_completion_positions": _logprob(
+        "[0, T_p - 1 : T_p + T_c - 1]", "[0, T_p : T_p + T_c]"
+    ),
+    "includes_the_prompt_tokens": _logprob(
+        "logits = model(ids)[0, T_p - 1 : T_p + T_c - 1]\n"
+        "    logp = torch.log_softmax(logits, dim=-1)\n"
+        "    return logp.gather(1, completion_ids[:, None]).sum().item()",
+        "logits = model(ids)[0, :-1]\n"
+        "    logp = torch.log_softmax(logits, dim=-1)\n"
+        "    return logp.gather(1, ids[0, 1:, None]).sum().item()",
+    ),
+    "mean_instead_of_sum": _logprob(".sum().item()", ".mean().item()"),
+    "log_of_softmax_underflows": _logprob(
+        "torch.log_softmax(logits, dim=-1)", "torch.log(torch.softmax(logits, dim=-1))"
+    ),
+    "feeds_the_completion_alone": """
+def completion_logprob(model, prompt_ids, completion_ids):
+    logits = model(completion_ids[None])[0]  # the completion scored on its own
+    logp = torch.log_softmax(logits, dim=-1)
+    first = torch.log_softmax(model(prompt_ids[-1:][None])[0, -1], dim=-1)[completion_ids[0]]
+    return (first + logp[:-1].gather(1, completion_ids[1:, None]).sum()).item()
+""",
+    "feeds_only_the_last_prompt_token": _logprob(
+        "torch.cat([prompt_ids, completion_ids])[None]\n    logits = model(ids)[0, T_p - 1 :",
+        "torch.cat([prompt_ids[-1:], completion_ids])[None]\n    logits = model(ids)[0, 0 :",
+    ).replace("T_p + T_c - 1]", "T_c]"),
+    "returns_a_tensor_not_a_float": _logprob(".sum().item()", ".sum()"),
+    "drops_the_last_completion_token": _logprob(
+        "logits = model(ids)[0, T_p - 1 : T_p + T_c - 1]\n"
+        "    logp = torch.log_softmax(logits, dim=-1)\n"
+        "    return logp.gather(1, completion_ids[:, None])",
+        "logits = model(ids)[0, T_p - 1 : T_p + T_c - 2]\n"
+        "    logp = torch.log_softmax(logits, dim=-1)\n"
+        "    return logp.gather(1, completion_ids[:-1, None])",
+    ),
+    "sums_raw_logits": _logprob("torch.log_softmax(logits, dim=-1)", "logits"),
+    "negative_log_likelihood": _logprob("return logp", "return -logp"),
+    "log_softmax_over_time": _logprob(
+        "torch.log_softmax(logits, dim=-1)", "torch.log_softmax(logits, dim=0)"
+    ),
+    "delegates_to_seqlab": """
+from seqlab.gpt import completion_logprob as _seqlab_logprob
+def completion_logprob(model, prompt_ids, completion_ids):
+    return _seqlab_logprob(model, prompt_ids, completion_ids)
+""",
+}
+
+# each rank_choices bug carries its own correct scorer, so that it is judged alone
+_SCORE = """
+def _score(model, prompt_ids, c):
+    T_p = prompt_ids.shape[0]
+    logits = model(torch.cat([prompt_ids, c])[None])[0, T_p - 1 : T_p + len(c) - 1]
+    return torch.log_softmax(logits.double(), dim=-1).gather(1, c[:, None]).sum().item()
+"""
+
+RANK_CHOICES = {
+    "argmin": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    scores = [_score(model, prompt_ids, c) for c in choices]
+    return min(range(len(choices)), key=lambda i: scores[i])
+""",
+    "normalises_by_length": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    scores = [_score(model, prompt_ids, c) / len(c) for c in choices]
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "first_token_only": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    scores = [_score(model, prompt_ids, c[:1]) for c in choices]
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "last_token_only": """
+def rank_choices(model, prompt_ids, choices):
+    scores = []
+    for c in choices:
+        logits = model(torch.cat([prompt_ids, c])[None])[0, -2]
+        scores.append(torch.log_softmax(logits, dim=-1)[c[-1]].item())
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "returns_the_choice_not_its_index": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    return max(choices, key=lambda c: _score(model, prompt_ids, c))
+""",
+    "returns_a_tensor_index": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    return torch.tensor([_score(model, prompt_ids, c) for c in choices]).argmax()
+""",
+    "scores_the_choices_without_the_prompt": """
+def rank_choices(model, prompt_ids, choices):
+    scores = []
+    for c in choices:
+        ids = torch.cat([prompt_ids[-1:], c])[None]  # only what comes right before the choice
+        lp = torch.log_softmax(model(ids)[0, :-1], dim=-1)
+        scores.append(lp.gather(1, c[:, None]).sum().item())
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "drops_the_last_token_of_each_choice": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    scores = [_score(model, prompt_ids, c[:-1]) for c in choices]
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "ranks_by_probability_of_the_most_likely_token": """
+def rank_choices(model, prompt_ids, choices):
+    scores = []
+    for c in choices:
+        T_p = prompt_ids.shape[0]
+        logits = model(torch.cat([prompt_ids, c])[None])[0, T_p - 1 : T_p + len(c) - 1]
+        scores.append(torch.log_softmax(logits, dim=-1).max(dim=-1).values.sum().item())
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "sorts_the_choices_in_place": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    choices.sort(key=len)  # shortest first, so that ties go to the shorter one
+    scores = [_score(model, prompt_ids, c) for c in choices]
+    return max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "one_based_index": _SCORE
+    + """
+def rank_choices(model, prompt_ids, choices):
+    scores = [_score(model, prompt_ids, c) for c in choices]
+    return 1 + max(range(len(choices)), key=lambda i: scores[i])
+""",
+    "delegates_to_seqlab": """
+from seqlab.gpt import rank_choices as _seqlab_rank
+def rank_choices(model, prompt_ids, choices):
+    return _seqlab_rank(model, prompt_ids, choices)
+""",
+}
+
+PLANTED["gpt_prompting"] = {
+    "sample_next_token": SAMPLE_NEXT_TOKEN,
+    "completion_logprob": COMPLETION_LOGPROB,
+    "rank_choices": RANK_CHOICES,
+}
+
+WRONG["gpt_prompting"] = {
+    "sample_next_token": "def sample_next_token(logits, temperature=1.0, top_k=None, "
+    "generator=None):\n    return logits.argmin(dim=-1)",
+    "completion_logprob": "def completion_logprob(model, prompt_ids, completion_ids):\n"
+    "    return 0.0",
+    "rank_choices": "def rank_choices(model, prompt_ids, choices):\n    return 0",
+}

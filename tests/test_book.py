@@ -41,6 +41,18 @@ CHAPTERS = {
         "glued": 40,
         "authors": ("Bahdanau", "Luong", "Och", "Sutskever"),
     },
+    "transformers": {
+        "figures": 5,
+        "frames": 6,
+        "glued": 40,
+        "authors": ("Vaswani", "Devlin", "Xiong", "Voita"),
+    },
+    "gpt_prompting": {
+        "figures": 6,
+        "frames": 8,
+        "glued": 75,
+        "authors": ("Radford", "Brown", "Kaplan", "Olsson", "Holtzman"),
+    },
 }
 
 

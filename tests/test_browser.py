@@ -185,7 +185,14 @@ def test_each_explorer_player_moves_when_clicked_and_dragged(site, chromium, nam
 
 @pytest.mark.parametrize(
     "term,chapter",
-    [("spectral", "book/rnn_gradients.html"), ("forget", "book/lstm_gru.html")],
+    [
+        ("spectral", "book/rnn_gradients.html"),
+        ("forget", "book/lstm_gru.html"),
+        ("beam", "book/seq2seq.html"),
+        ("alignment", "book/attention.html"),
+        ("equivariant", "book/transformers.html"),
+        ("induction", "book/gpt_prompting.html"),
+    ],
 )
 def test_search_finds_a_term_of_each_chapter(site, chromium, term, chapter):
     page = chromium.new_page(viewport=DESKTOP)

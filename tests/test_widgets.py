@@ -237,3 +237,160 @@ def test_attention_explorer_needs_two_sentences(attention_setup):
     model, task = attention_setup
     with pytest.raises(ValueError, match="at least 2 sentences"):
         AttentionExplorer(model, task, task.test[:1])
+
+
+@pytest.fixture(scope="module")
+def head_view():
+    from seqlab.data import translation_task
+    from seqlab.transformer import Transformer, TransformerConfig
+    from seqlab.widgets import head_explorer
+
+    task = translation_task(n_train=40, n_valid=5, n_test=6, seed=1, max_len=8)
+    torch.manual_seed(0)
+    cfg = TransformerConfig(len(task.src_vocab), len(task.tgt_vocab), d_model=8, n_heads=2,
+                            d_ff=8, enc_layers=1, dec_layers=2, dropout=0.0)  # fmt: skip
+    model = Transformer(cfg).eval()
+    return head_explorer(model, task, [ex.source for ex in task.test[:3]])
+
+
+@pytest.mark.transformers
+def test_head_explorer_offers_a_widget_and_a_player_with_a_frame_per_attention_and_layer(
+    head_view,
+):
+    bundle = head_view._repr_mimebundle_()
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    frames = _frames(bundle["text/html"])
+    assert len(frames) == 1 + 2 + 2  # encoder layer, two decoder self-attentions, two cross
+    assert len(set(frames)) == len(frames)
+    assert "https://" not in bundle["text/html"]
+
+
+@pytest.mark.transformers
+def test_head_explorer_controls_redraw_and_explain_bad_input(head_view):
+    menu, typed, kind, layer, message, image = head_view.widget().children
+    first = bytes(image.value)
+    kind.value = "encoder"
+    assert bytes(image.value) == head_view.png((head_view.sentences[0], "encoder", 0))
+    layer.value = 2  # the encoder has one layer only
+    assert "no layer 2" in message.value
+    kind.value = "decoder"
+    assert message.value == "" and bytes(image.value) != first
+    typed.value = "the red cat sees a dog"
+    assert bytes(image.value) == head_view.png(("the red cat sees a dog".split(), "decoder", 1))
+    typed.value = "  "
+    assert "at least one word" in message.value
+
+
+@pytest.mark.transformers
+def test_head_explorer_maps_have_one_row_per_query_and_sum_to_one(head_view):
+    seen = head_view.maps(head_view.sentences[1])
+    S, T = len(seen["source"]), len(seen["output"]) + 1
+    assert seen["maps"]["encoder", 0].shape == (2, S, S)
+    assert seen["maps"]["decoder", 1].shape == (2, T, T)
+    assert seen["maps"]["cross", 0].shape == (2, T, S)
+    for weights in seen["maps"].values():
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    assert (seen["maps"]["decoder", 0].triu(1) == 0).all()  # causal
+
+
+@pytest.fixture(scope="module")
+def playground():
+    from seqlab.gpt import GPT, GPTConfig
+    from seqlab.prompting import CharTokenizer
+    from seqlab.widgets import PromptSetting, prompt_playground
+
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(tok), block_size=160, n_layer=1, n_head=2, n_embd=16))
+    settings = [PromptSetting("sort", "dbca", 0, 0.0), PromptSetting("sort", "dbca", 2, 1.0),
+                PromptSetting("sort", "dbca", 2, 1.0, top_k=3)]  # fmt: skip
+    return prompt_playground(model.eval(), tok, [("sort", "dbca"), ("reverse", "xyz")],
+                             settings=settings, samples=3)  # fmt: skip
+
+
+@pytest.mark.gpt_prompting
+def test_prompt_playground_offers_a_widget_and_a_player_with_a_frame_per_setting(playground):
+    bundle = playground._repr_mimebundle_()
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    assert bundle[WIDGET_VIEW]["model_id"] == playground.widget().model_id
+    frames = _frames(bundle["text/html"])
+    assert len(frames) == 3 and len(set(frames)) == 3
+    assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
+    assert "https://" not in bundle["text/html"]
+    assert re.search(r'<img alt="[^"]{20,}" id="_anim_img', bundle["text/html"])
+
+
+@pytest.mark.gpt_prompting
+def test_prompt_playground_prompt_holds_the_instruction_k_examples_and_the_query(playground):
+    from seqlab.widgets import PromptSetting
+
+    text = playground.prompt(PromptSetting("sort", "dbca", 2, 1.0))
+    lines = text.split("\n")
+    assert lines[0] == "sort:" and len(lines) == 4 and lines[-1] == "dbca > "
+    for line in lines[1:3]:
+        x, y = line.split(" > ")
+        assert y == "".join(sorted(x)), f"a demonstration should be solved: {line!r}"
+    bare = playground.prompt(PromptSetting("sort", "dbca", 0, 1.0, instruction=False))
+    assert bare == "dbca > "
+
+
+@pytest.mark.gpt_prompting
+def test_prompt_playground_distribution_follows_temperature_and_top_k(playground):
+    from seqlab.widgets import PromptSetting
+
+    greedy = playground.look(PromptSetting("sort", "dbca", 2, 0.0))
+    assert greedy["p_sample"].max() == 1
+    assert greedy["p_sample"].argmax() == greedy["p_model"].argmax()
+    assert len(greedy["samples"]) == 1  # greedy: one continuation, the same for every seed
+    top3 = playground.look(PromptSetting("sort", "dbca", 2, 1.0, top_k=3))
+    assert (top3["p_sample"] > 0).sum() == 3
+    kept = top3["p_sample"] > 0
+    assert set(kept.nonzero().flatten().tolist()) == set(top3["p_model"].topk(3).indices.tolist())
+    torch.testing.assert_close(top3["p_sample"].sum(), torch.tensor(1.0))
+    hot = playground.look(PromptSetting("sort", "dbca", 2, 2.0))
+    assert hot["p_sample"].max() < hot["p_model"].max()  # a higher temperature flattens it
+    assert len(hot["samples"]) == 3
+    assert hot["right"] == [s == "abcd" for s in hot["samples"]]
+
+
+@pytest.mark.gpt_prompting
+def test_prompt_playground_samples_are_reproducible(playground):
+    from seqlab.widgets import PromptSetting
+
+    setting = PromptSetting("reverse", "xyz", 1, 1.5)
+    first = playground.look(setting)["samples"]
+    playground._seen.clear()
+    assert playground.look(setting)["samples"] == first
+
+
+@pytest.mark.gpt_prompting
+def test_prompt_playground_controls_redraw_and_explain_bad_input(playground):
+    task, query, k, instruction, temperature, top_k, message, image = playground.widget().children
+    first = bytes(image.value)
+    k.value = 4
+    assert message.value == "" and bytes(image.value) != first
+    assert bytes(image.value) == playground.png(("sort", "dbca", 4, 0.0, None, True))
+    temperature.value = 1.0
+    top_k.value = 5
+    assert bytes(image.value) == playground.png(("sort", "dbca", 4, 1.0, 5, True))
+    query.value = "ABC"
+    assert "not in the tokenizer" in message.value
+    query.value = ""
+    assert "at least one letter" in message.value
+    query.value = "xyz"
+    task.value = "reverse"
+    assert message.value == ""
+
+
+@pytest.mark.gpt_prompting
+def test_prompt_playground_rejects_unknown_tasks_and_empty_queries():
+    from seqlab.gpt import GPT, GPTConfig
+    from seqlab.prompting import CharTokenizer
+    from seqlab.widgets import PromptPlayground
+
+    tok = CharTokenizer()
+    model = GPT(GPTConfig(vocab_size=len(tok), block_size=32, n_layer=1, n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match="unknown task 'translate'"):
+        PromptPlayground(model, tok, [("translate", "abc")])
+    with pytest.raises(ValueError, match="at least one"):
+        PromptPlayground(model, tok, [])

@@ -1,0 +1,701 @@
+r"""Chapter 6's prompting experiment: a multi-task corpus, a small GPT, k-shot evaluation.
+
+GPT-2 was never trained on a task, yet it translates or summarises when the
+prompt says so (zero-shot; Radford et al., 2019); GPT-3 does much better when
+the prompt also shows k solved examples (few-shot, "in-context learning";
+Brown et al., 2020). This module reproduces both effects on a CPU, with a
+corpus that is generated here and a :class:`seqlab.gpt.GPT` small enough to
+train in minutes.
+
+**The corpus** (:func:`make_corpus`). Every document is a list of examples of
+one task, one per line, ``input > output``, where the input is a fresh string
+of 3-5 lowercase letters. Half the documents start with an instruction line
+(``sort:``), the other half are bare lists: then the task can only be guessed
+from the examples. Four tasks (:data:`TASKS`), and three of them have two
+conventions, drawn per document and never named::
+
+    reverse:        abc > cba
+    sort:           cab > abc   (ascending)  or  cab > cba   (descending)
+    rotate:         abcd > bcda (left)        or  abcd > dabc (right)
+    letter:         cab > c     (first)       or  cab > b    (last)
+
+So an instruction says which task, and only the examples say which convention:
+the situation in which Brown et al. (2020, section 2) call zero-shot "unfairly
+hard", as even a human may not grasp a task's format without examples. Each
+task is evaluated in its first convention. Inputs in :func:`heldout_inputs` never appear in the
+corpus (nor in the demonstrations of a prompt), so a right answer is not
+remembered text.
+
+**The tokenizer** (:class:`CharTokenizer`): one token per character of
+:data:`ALPHABET` (letters, space, ``>``, ``:``, newline); V = 30.
+
+**The evaluation** (:func:`evaluate`). A k-shot prompt (:func:`kshot_prompt`)
+is the optional instruction line, k demonstrations in the task's first
+convention and the query ``input > ``; the model's answer is its greedy
+completion up to the end of the line, and it scores 1 when it equals the
+output exactly (:func:`greedy_exact_match`). Exact match, not
+``rank_choices`` among candidates, because it is what a reader of the
+playground sees, and it cannot be won by elimination. Beside it,
+:func:`chance_accuracy` (a guesser that knows every rule of the corpus and
+picks one of their answers at random) and :func:`finetuned_accuracy` (the
+same pretrained model fine-tuned on the task's ``input > output`` lines and
+prompted zero-shot, the supervised baseline of both papers).
+
+``python -m seqlab.prompting`` trains the model and writes
+``seqlab/data/gpt_prompting.pt`` (config, float16 weights, tokenizer, history,
+scores); :func:`load` reads it back. Shapes: B batch, T time, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import random
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .gpt import GPT, GPTConfig, generate
+from .train import History, train
+
+DATA = Path(__file__).resolve().parent / "data"
+CHECKPOINT = DATA / "gpt_prompting.pt"
+
+LETTERS = string.ascii_lowercase
+ALPHABET = "\n :>" + LETTERS  # every character of the corpus; token id = index here
+SEP = " > "  # between an input and its output on a line
+KS = (0, 1, 2, 4, 8)  # the numbers of demonstrations the book compares
+
+
+# ---------------------------------------------------------------------------
+# Tokenizer
+
+
+class CharTokenizer:
+    """Characters <-> token ids: id i is ``chars[i]``.
+
+    encode(text) -> list[int] (raises ``ValueError`` naming the characters it
+    does not know); decode(ids) -> str. A GPT's input is
+    ``torch.tensor([tok.encode(text)])``, (1, T).
+    """
+
+    def __init__(self, chars: str = ALPHABET):
+        if len(set(chars)) != len(chars):
+            raise ValueError(f"chars should be distinct, got {chars!r}")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer({len(self)} tokens: {self.chars!r})"
+
+    def encode(self, text: str) -> list[int]:
+        unknown = sorted(set(text) - set(self.stoi))
+        if unknown:
+            raise ValueError(
+                f"characters {unknown} are not in the tokenizer's alphabet {self.chars!r}"
+            )
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def encode(text: str) -> list[int]:
+    """text -> token ids with the course's :class:`CharTokenizer` (what the playground feeds)."""
+    return CharTokenizer().encode(text)
+
+
+def decode(ids) -> str:
+    """Token ids -> text with the course's :class:`CharTokenizer`."""
+    return CharTokenizer().decode(ids)
+
+
+# ---------------------------------------------------------------------------
+# Tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the corpus: its instruction and its conventions (rules).
+
+    conventions: name -> rule (input str -> output str); a document uses one
+    of them, drawn uniformly. The first is the one :func:`evaluate` asks for.
+    """
+
+    name: str
+    instruction: str  # the first line of a document that names its task, e.g. "sort:"
+    conventions: dict[str, Callable[[str], str]]
+
+    @property
+    def rule(self) -> Callable[[str], str]:
+        """The evaluated convention (the first)."""
+        return next(iter(self.conventions.values()))
+
+
+TASKS: dict[str, Task] = {
+    "reverse": Task("reverse", "reverse:", {"reversed": lambda x: x[::-1]}),
+    "sort": Task(
+        "sort",
+        "sort:",
+        {"ascending": lambda x: "".join(sorted(x)),
+         "descending": lambda x: "".join(sorted(x, reverse=True))},
+    ),  # fmt: skip
+    "rotate": Task(
+        "rotate", "rotate:", {"left": lambda x: x[1:] + x[0], "right": lambda x: x[-1] + x[:-1]}
+    ),
+    "letter": Task("letter", "letter:", {"first": lambda x: x[0], "last": lambda x: x[-1]}),
+}
+
+
+def all_rules() -> list[Callable[[str], str]]:
+    """Every rule of every task: what a document's output may be, 7 in all."""
+    return [rule for task in TASKS.values() for rule in task.conventions.values()]
+
+
+def _check_task(task: str) -> Task:
+    if task not in TASKS:
+        raise ValueError(f"task should be one of {sorted(TASKS)}, got {task!r}")
+    return TASKS[task]
+
+
+# ---------------------------------------------------------------------------
+# Inputs, held out and fresh
+
+MIN_LEN, MAX_LEN = 3, 5  # letters in an input
+HELDOUT_SEED = 12345  # the held-out inputs are the same whatever the corpus seed
+N_HELDOUT = 500  # held out from every corpus; evaluations use the first n
+
+
+def _draw_input(rng: random.Random) -> str:
+    return "".join(rng.choice(LETTERS) for _ in range(rng.randint(MIN_LEN, MAX_LEN)))
+
+
+def heldout_inputs(n: int = N_HELDOUT) -> list[str]:
+    """The first n of the N_HELDOUT distinct inputs kept out of every corpus and prompt demo.
+
+    Drawn like the corpus's inputs (3-5 uniform letters) from ``HELDOUT_SEED``.
+    """
+    if not 0 <= n <= N_HELDOUT:
+        raise ValueError(f"n should be in [0, {N_HELDOUT}], got {n}")
+    rng, out, seen = random.Random(HELDOUT_SEED), [], set()
+    while len(out) < N_HELDOUT:
+        x = _draw_input(rng)
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out[:n]
+
+
+_HELDOUT = frozenset(heldout_inputs())
+
+
+def fresh_input(rng: random.Random) -> str:
+    """An input for the corpus or a demonstration: any 3-5 letters but a held-out one."""
+    while True:
+        x = _draw_input(rng)
+        if x not in _HELDOUT:
+            return x
+
+
+# ---------------------------------------------------------------------------
+# The corpus
+
+
+@dataclass
+class CorpusConfig:
+    """How :func:`make_corpus` draws documents."""
+
+    n_docs: int = 100_000  # documents
+    seed: int = 0  # everything is drawn from random.Random(seed)
+    p_instruction: float = 0.5  # share of documents that start with their task's instruction
+    min_lines: int = 1  # examples per document, drawn uniformly in [min_lines, max_lines]
+    max_lines: int = 12
+
+
+@dataclass
+class Document:
+    """One document: its task, convention, whether it has an instruction, and its text."""
+
+    task: str
+    convention: str
+    instruction: bool
+    inputs: list[str]
+    text: str  # lines joined, each ending with "\n"
+
+
+def format_examples(pairs: Sequence[tuple[str, str]]) -> str:
+    """[(input, output), ...] -> "input > output\\n..." (the lines of a document)."""
+    return "".join(f"{x}{SEP}{y}\n" for x, y in pairs)
+
+
+def make_document(
+    rng: random.Random, task: str, convention: str, instruction: bool, n_lines: int
+) -> Document:
+    """A document of n_lines fresh examples of one task in one convention."""
+    t = _check_task(task)
+    rule = t.conventions[convention]
+    inputs = [fresh_input(rng) for _ in range(n_lines)]
+    head = t.instruction + "\n" if instruction else ""
+    return Document(task, convention, instruction, inputs,
+                    head + format_examples([(x, rule(x)) for x in inputs]))  # fmt: skip
+
+
+def make_corpus(cfg: CorpusConfig | None = None) -> list[Document]:
+    """The training corpus: cfg.n_docs documents, the same for the same config.
+
+    Each document draws its task uniformly from :data:`TASKS`, a convention of
+    that task uniformly, an instruction line with probability
+    ``p_instruction`` and ``min_lines..max_lines`` examples whose inputs are
+    fresh (never in :func:`heldout_inputs`).
+    """
+    cfg = cfg or CorpusConfig()
+    rng = random.Random(cfg.seed)
+    names = list(TASKS)
+    docs = []
+    for _ in range(cfg.n_docs):
+        task = rng.choice(names)
+        convention = rng.choice(list(TASKS[task].conventions))
+        docs.append(make_document(rng, task, convention, rng.random() < cfg.p_instruction,
+                                  rng.randint(cfg.min_lines, cfg.max_lines)))  # fmt: skip
+    return docs
+
+
+def corpus_stream(docs: Sequence[Document], tok: CharTokenizer) -> tuple[torch.Tensor, list[int]]:
+    """The documents as one token stream, a blank line between two documents.
+
+    -> (ids (N,) LongTensor, starts: the index where each document begins).
+    """
+    ids: list[int] = []
+    starts = []
+    for doc in docs:
+        starts.append(len(ids))
+        ids.extend(tok.encode(doc.text + "\n"))
+    return torch.tensor(ids, dtype=torch.long), starts
+
+
+def window_batches(
+    stream: torch.Tensor, starts: Sequence[int], block_size: int, batch_size: int, seed: int = 0
+):
+    """Endless batches (x (B, T), y (B, T)) of T = block_size tokens, each from a document start.
+
+    y is x shifted by one: the next token at every position (a window runs on
+    into the next documents, so the model also learns where one ends).
+    """
+    g = torch.Generator().manual_seed(seed)
+    ok = torch.tensor([s for s in starts if s + block_size + 1 <= len(stream)])
+    offsets = torch.arange(block_size + 1)
+    while True:
+        rows = ok[torch.randint(len(ok), (batch_size,), generator=g)]
+        chunk = stream[rows[:, None] + offsets]  # (B, T + 1)
+        yield chunk[:, :-1], chunk[:, 1:]
+
+
+# ---------------------------------------------------------------------------
+# Prompts
+
+
+def kshot_prompt(task: str, query: str, demos: Sequence[str] = (), instruction: bool = True) -> str:
+    """The k-shot prompt for one query, k = len(demos) (Brown et al., 2020, figure 2.1).
+
+    [instruction line] + one line "x > rule(x)" per demonstration x, in the
+    task's evaluated convention + "query > ". For example
+    ``kshot_prompt("sort", "dcb", ["bca"])`` is ``"sort:\\nbca > abc\\ndcb > "``;
+    the answer the model should write next is ``"bcd"`` then a newline.
+    """
+    t = _check_task(task)
+    head = t.instruction + "\n" if instruction else ""
+    return head + format_examples([(x, t.rule(x)) for x in demos]) + query + SEP
+
+
+def demonstrations(n_queries: int, k: int, seed: int = 0) -> list[list[str]]:
+    """k fresh demonstration inputs for each of n_queries queries (none held out).
+
+    The demonstrations of query i for k are the first k of those for any
+    larger k (same seed), so that k = 1, 2, 4, 8 add examples to one prompt.
+    """
+    rng = random.Random(seed)
+    return [[fresh_input(rng) for _ in range(max(KS))][:k] for _ in range(n_queries)]
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def greedy_exact_match(
+    model: torch.nn.Module,
+    tok: CharTokenizer,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    batch_size: int = 128,
+) -> list[bool]:
+    """Whether the greedy completion of each prompt, up to its newline, is the answer.
+
+    One teacher-forced forward pass per prompt instead of a generation loop:
+    greedy decoding writes ``answer + "\\n"`` if and only if, fed prompt +
+    answer, the model's argmax at every position of ``answer + "\\n"`` is that
+    very token (by induction on the position, the greedy prefix and the
+    answer's prefix are then the same text). Prompts of a batch are padded on
+    the right, which a causal model never sees from earlier positions.
+    -> one bool per prompt.
+    """
+    if len(prompts) != len(answers):
+        raise ValueError(f"got {len(prompts)} prompts but {len(answers)} answers")
+    model.eval()
+    dev = _device(model)
+    out: list[bool] = []
+    for b in range(0, len(prompts), batch_size):
+        p_ids = [tok.encode(p) for p in prompts[b : b + batch_size]]
+        a_ids = [tok.encode(a + "\n") for a in answers[b : b + batch_size]]
+        rows = [p + a for p, a in zip(p_ids, a_ids, strict=True)]
+        T = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T), right-padded
+        want = torch.full((len(rows), T), -1, dtype=torch.long)  # (B, T): -1 = not scored
+        for i, (p, a) in enumerate(zip(p_ids, a_ids, strict=True)):
+            ids[i, : len(p) + len(a)] = torch.tensor(p + a)
+            want[i, len(p) - 1 : len(p) + len(a) - 1] = torch.tensor(a)  # predicted there
+        pred = model(ids.to(dev)).argmax(dim=-1).cpu()  # (B, T)
+        right = (pred == want) | (want < 0)
+        out.extend(right.all(dim=1).tolist())
+    return out
+
+
+def complete(
+    model: GPT, tok: CharTokenizer, prompt: str, max_new_tokens: int = 12,
+    temperature: float = 0.0, stop: str = "\n", seed: int = 0,
+) -> str:  # fmt: skip
+    """The model's continuation of prompt (greedy by default), cut after the first ``stop``.
+
+    What the playground shows: ``complete(model, tok, "sort:\\ncab > ")`` -> ``"abc"``.
+    """
+    ids = torch.tensor([tok.encode(prompt)], device=_device(model))  # (1, T)
+    room = model.config.block_size - ids.shape[1]
+    if room < 1:
+        raise ValueError(f"prompt of {ids.shape[1]} tokens leaves no room in block_size "
+                         f"{model.config.block_size}")  # fmt: skip
+    g = torch.Generator(device=ids.device).manual_seed(seed)
+    model.eval()
+    out = generate(model, ids, min(max_new_tokens, room), temperature=temperature, generator=g)
+    text = tok.decode(out[0, ids.shape[1] :].tolist())
+    return text.split(stop)[0] if stop else text
+
+
+def chance_accuracy(inputs: Sequence[str], task: str) -> float:
+    """Exact match of a guesser that applies one of the corpus's 7 rules, drawn uniformly.
+
+    For each input the guess is one of the distinct answers of
+    :func:`all_rules`, drawn uniformly; it is right with probability
+    1 / (number of distinct answers). -> the mean over the inputs.
+    """
+    _check_task(task)
+    rules = all_rules()
+    return sum(1 / len({r(x) for r in rules}) for x in inputs) / len(inputs)
+
+
+def accuracy(
+    model: torch.nn.Module,
+    tok: CharTokenizer,
+    task: str,
+    k: int,
+    instruction: bool,
+    n: int = 200,
+    seed: int = 0,
+) -> float:
+    """Exact match of k-shot prompts on the first n held-out inputs (:func:`heldout_inputs`)."""
+    t = _check_task(task)
+    queries = heldout_inputs(n)
+    demos = demonstrations(n, k, seed)
+    prompts = [kshot_prompt(task, q, d, instruction) for q, d in zip(queries, demos, strict=True)]
+    right = greedy_exact_match(model, tok, prompts, [t.rule(q) for q in queries])
+    return sum(right) / n
+
+
+# ---------------------------------------------------------------------------
+# Fine-tuning baseline
+
+
+@dataclass
+class FinetuneConfig:
+    """How :func:`finetune` trains on one task's labelled examples."""
+
+    steps: int = 40  # optimiser steps
+    batch_size: int = 64  # examples per step
+    lr: float = 1e-3  # AdamW learning rate, constant
+    seed: int = 0  # draws the examples and the batches
+
+
+def finetune(model: GPT, tok: CharTokenizer, task: str, cfg: FinetuneConfig | None = None) -> GPT:
+    """A copy of model fine-tuned on ``input > output`` lines of one task (no instruction).
+
+    Each training row is one line, alone at the start of a document, with
+    fresh inputs in the task's evaluated convention; the loss is the
+    cross-entropy of the output and its newline only, as in supervised
+    fine-tuning (Radford et al., 2018). -> the fine-tuned copy, in eval mode.
+    """
+    t = _check_task(task)
+    cfg = cfg or FinetuneConfig()
+    tuned = copy.deepcopy(model).float()
+    tuned.train()
+    rng = random.Random(cfg.seed)
+    opt = torch.optim.AdamW(tuned.parameters(), lr=cfg.lr, weight_decay=0.0)
+    dev = _device(tuned)
+    for _ in range(cfg.steps):
+        xs = [fresh_input(rng) for _ in range(cfg.batch_size)]
+        rows = [tok.encode(x + SEP + t.rule(x) + "\n") for x in xs]
+        T = max(len(r) for r in rows) - 1
+        ids = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T)
+        targets = torch.full((len(rows), T), -100, dtype=torch.long)  # (B, T): -100 = no loss
+        for i, (x, r) in enumerate(zip(xs, rows, strict=True)):
+            ids[i, : len(r) - 1] = torch.tensor(r[:-1])
+            first = len(x) + len(SEP) - 1  # the position that predicts the output's first letter
+            targets[i, first : len(r) - 1] = torch.tensor(r[first + 1 :])
+        logits = tuned(ids.to(dev))  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten().to(dev), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return tuned.eval()
+
+
+def finetuned_accuracy(
+    model: GPT, tok: CharTokenizer, task: str, n: int = 200, cfg: FinetuneConfig | None = None
+) -> float:
+    """Zero-shot exact match (no instruction) of the model fine-tuned on the task."""
+    return accuracy(finetune(model, tok, task, cfg), tok, task, k=0, instruction=False, n=n)
+
+
+# ---------------------------------------------------------------------------
+# The whole evaluation
+
+
+@dataclass
+class Evaluation:
+    """Everything the book's table shows; accuracies are exact-match rates in [0, 1]."""
+
+    kshot: dict[str, dict[int, float]]  # task -> k -> accuracy, prompts with the instruction
+    kshot_bare: dict[str, dict[int, float]]  # the same without the instruction line
+    finetuned: dict[str, float]  # task -> zero-shot accuracy after fine-tuning
+    chance: dict[str, float]  # task -> chance_accuracy
+    n: int  # held-out inputs per cell
+    seconds: float = 0.0  # wall-clock time of the whole evaluation
+    ks: list[int] = field(default_factory=lambda: list(KS))
+
+    def mean(self, table: str, k: int) -> float:
+        """The mean over tasks of ``kshot`` or ``kshot_bare`` at k."""
+        rows = getattr(self, table)
+        return sum(row[k] for row in rows.values()) / len(rows)
+
+
+def evaluate(
+    model: GPT,
+    tok: CharTokenizer,
+    n: int = 200,
+    ks: Sequence[int] = KS,
+    tasks: Sequence[str] | None = None,
+    finetune_cfg: FinetuneConfig | None = None,
+    with_finetuned: bool = True,
+) -> Evaluation:
+    """Accuracy of every task for every k, with and without the instruction, and baselines."""
+    start = time.perf_counter()
+    tasks = list(TASKS) if tasks is None else list(tasks)
+    queries = heldout_inputs(n)
+    ev = Evaluation(
+        kshot={t: {k: accuracy(model, tok, t, k, True, n) for k in ks} for t in tasks},
+        kshot_bare={t: {k: accuracy(model, tok, t, k, False, n) for k in ks} for t in tasks},
+        finetuned=(
+            {t: finetuned_accuracy(model, tok, t, n, finetune_cfg) for t in tasks}
+            if with_finetuned
+            else {}
+        ),
+        chance={t: chance_accuracy(queries, t) for t in tasks},
+        n=n,
+        ks=list(ks),
+    )
+    ev.seconds = time.perf_counter() - start
+    return ev
+
+
+def format_table(ev: Evaluation) -> str:
+    """The evaluation as a plain-text table, one row per task and prompt kind."""
+    head = f"{'task':8s} {'prompt':12s}" + "".join(f"  k={k:<3d}" for k in ev.ks)
+    head += "  fine-tuned  chance"
+    lines = [head]
+    for t in ev.kshot:
+        for label, table in (("instruction", ev.kshot), ("bare", ev.kshot_bare)):
+            row = f"{t:8s} {label:12s}" + "".join(f"  {table[t][k]:5.2f}" for k in ev.ks)
+            if label == "instruction":
+                ft = ev.finetuned.get(t, math.nan)
+                row += f"  {ft:10.2f}  {ev.chance[t]:6.2f}"
+            lines.append(row)
+    for label, name in (("instruction", "kshot"), ("bare", "kshot_bare")):
+        lines.append(f"{'mean':8s} {label:12s}"
+                     + "".join(f"  {ev.mean(name, k):5.2f}" for k in ev.ks))  # fmt: skip
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Training and the checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """How ``python -m seqlab.prompting`` trains the shipped model."""
+
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # heads per block
+    n_embd: int = 128  # C
+    block_size: int = 144  # context: a k = 8 prompt needs at most 8 + 9 * 14 = 134 tokens
+    steps: int = 3000  # optimiser steps
+    batch_size: int = 32  # windows per step
+    lr: float = 2.5e-3  # AdamW peak learning rate
+    min_lr: float = 1e-4  # reached by the cosine decay at the last step
+    warmup: int = 100  # steps of linear warm-up
+    weight_decay: float = 0.1  # AdamW, on matrices only
+    clip_norm: float = 1.0  # global gradient-norm clipping
+    seed: int = 0  # model initialisation and batch order
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+
+def _optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def train_model(
+    cfg: TrainConfig | None = None, progress: bool = False
+) -> tuple[GPT, CharTokenizer, History]:
+    """Pretrain a GPT on :func:`make_corpus` by next-token prediction (Radford et al., 2019)."""
+    cfg = cfg or TrainConfig()
+    tok = CharTokenizer()
+    docs = make_corpus(cfg.corpus)
+    stream, starts = corpus_stream(docs, tok)
+    torch.manual_seed(cfg.seed)
+    model = GPT(GPTConfig(vocab_size=len(tok), block_size=cfg.block_size, n_layer=cfg.n_layer,
+                          n_head=cfg.n_head, n_embd=cfg.n_embd, fast=True))  # fmt: skip
+    opt = _optimizer(model, cfg)
+    step = [0]
+
+    def schedule():
+        step[0] += 1
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step[0], cfg)
+
+    for group in opt.param_groups:
+        group["lr"] = lr_at(0, cfg)
+
+    def loss_fn(m, batch):
+        x, y = batch
+        return F.cross_entropy(m(x).flatten(0, 1), y.flatten())  # (B T, V) vs (B T,)
+
+    valid_docs = make_corpus(CorpusConfig(n_docs=300, seed=cfg.corpus.seed + 1))
+    v_stream, v_starts = corpus_stream(valid_docs, tok)
+    v_x, v_y = next(window_batches(v_stream, v_starts, cfg.block_size, 64, seed=1))
+
+    history = train(model, window_batches(stream, starts, cfg.block_size, cfg.batch_size,
+                                          cfg.seed),
+                    loss_fn, opt, cfg.steps, clip_norm=cfg.clip_norm, progress=progress,
+                    desc="pretrain", after_step=schedule,
+                    eval_fn=lambda m: loss_fn(m, (v_x, v_y)).item(), eval_every=100)  # fmt: skip
+    return model.eval(), tok, history
+
+
+def save(model: GPT, tok: CharTokenizer, path: str | Path = CHECKPOINT, **meta) -> None:
+    """Save config, float16 weights (the tied output layer once), tokenizer and metadata."""
+    state = {k: v.detach().cpu().half().clone() for k, v in model.state_dict().items()
+             if k != "lm_head.weight"}  # fmt: skip
+    cfg = asdict(model.config)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": cfg, "state": state, "tokenizer": tok.chars, "meta": meta}, path)
+
+
+def load(path: str | Path | None = None, device=None) -> tuple[GPT, CharTokenizer]:
+    """The shipped model (or the one saved at path) in float32 eval mode, and its tokenizer.
+
+    Its metadata (training history, corpus and training configs, scores,
+    seconds) is ``model.meta``. Nothing is downloaded: the file ships in
+    seqlab/data/ and is made by ``python -m seqlab.prompting``.
+    """
+    path = Path(path) if path is not None else CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: make it with python -m seqlab.prompting")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = GPT(GPTConfig(**saved["config"]))
+    state = {k: v.float() for k, v in saved["state"].items()}
+    state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state)
+    model.meta = saved.get("meta", {})
+    return model.to(device or "cpu").eval(), CharTokenizer(saved["tokenizer"])
+
+
+def history_of(model: GPT) -> History:
+    """The pretraining History stored in a loaded checkpoint."""
+    h = model.meta["history"]
+    return History(loss=list(h["loss"]), eval_step=list(h["eval_step"]),
+                   eval_loss=list(h["eval_loss"]))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m seqlab.prompting",
+        description="Train chapter 6's small GPT on the multi-task corpus and save it.",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="optimiser steps")
+    parser.add_argument("--out", default=str(CHECKPOINT), help="checkpoint path")
+    parser.add_argument("--n-eval", type=int, default=200, help="held-out inputs per cell")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(steps=args.steps)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model, tok, history = train_model(cfg, progress=True)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    print(f"trained {model.num_params():,d} parameters for {cfg.steps} steps in {seconds:.0f} s "
+          f"({cpu_seconds:.0f} s of CPU time); "
+          f"final loss {history.final_loss:.3f}, valid {history.eval_loss[-1]:.3f}")  # fmt: skip
+    meta = {
+        "train": asdict(cfg),
+        "history": {"loss": history.loss, "eval_step": history.eval_step,
+                    "eval_loss": history.eval_loss},  # fmt: skip
+        "seconds": seconds,  # wall clock, on a machine that may be shared
+        "cpu_seconds": cpu_seconds,
+        "threads": args.threads,
+    }
+    save(model, tok, args.out, **meta)
+    model, tok = load(args.out)  # evaluate what ships: the float16 weights
+    ev = evaluate(model, tok, n=args.n_eval)
+    print(format_table(ev))
+    print(f"evaluation in {ev.seconds:.1f} s")
+    meta["evaluation"] = asdict(ev)
+    save(model, tok, args.out, **meta)
+    print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.2f} MB; "
+          f"done in {time.perf_counter() - start:.0f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,421 @@
+"""seqlab.transformer: every part equal to PyTorch's twin (float64, 1e-6, forward and
+gradients), the properties the chapter shows, and the shipped checkpoints."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqlab.transformer import (
+    PRESETS,
+    DecoderLayer,
+    EncoderLayer,
+    LearnedPositions,
+    MaskedLM,
+    MultiHeadAttention,
+    SinusoidalPositions,
+    Transformer,
+    TransformerConfig,
+    agreement_examples,
+    causal_mask,
+    checkpoint_path,
+    copy_torch_layer,
+    copy_torch_mha,
+    english_sentences,
+    load,
+    mask_tokens,
+    save,
+    scaled_dot_product_attention,
+    sinusoidal_positions,
+)
+
+pytestmark = pytest.mark.transformers
+TOL = dict(rtol=1e-6, atol=1e-6)
+
+
+def _randn(*shape, g, requires_grad=False):
+    return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(requires_grad)
+
+
+def _padding(B, T, g):
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    lengths[0] = T
+    return torch.arange(T)[None, :] < lengths[:, None]  # (B, T), True at real positions
+
+
+# ---------------------------------------------------------------- scaled dot-product attention
+
+
+@pytest.mark.parametrize(
+    "lead, Tq, Tk, d, dv",
+    [((), 4, 4, 8, 8), ((3,), 2, 5, 4, 6), ((2, 3), 5, 7, 8, 3), ((1, 1), 1, 1, 2, 1)],
+)
+def test_scaled_dot_product_attention_matches_torch_and_the_formula(lead, Tq, Tk, d, dv):
+    g = torch.Generator().manual_seed(0)
+    sizes = ((Tq, d), (Tk, d), (Tk, dv))
+    q, k, v = (_randn(*lead, T, n, g=g, requires_grad=True) for T, n in sizes)
+    out, weights = scaled_dot_product_attention(q, k, v)
+    assert out.shape == (*lead, Tq, dv) and weights.shape == (*lead, Tq, Tk)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), **TOL)
+    formula = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+    torch.testing.assert_close(weights, formula, **TOL)
+    R = _randn(*out.shape, g=g)
+    ours = torch.autograd.grad((out * R).sum(), (q, k, v))
+    theirs = torch.autograd.grad((F.scaled_dot_product_attention(q, k, v) * R).sum(), (q, k, v))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_scaled_dot_product_attention_masks_like_torch_in_both_shapes():
+    g = torch.Generator().manual_seed(1)
+    B, h, Tq, Tk, d = 3, 2, 4, 6, 8
+    q, k, v = _randn(B, h, Tq, d, g=g), _randn(B, h, Tk, d, g=g), _randn(B, h, Tk, d, g=g)
+    keys = _padding(B, Tk, g)[:, None, None, :]  # (B, 1, 1, Tk)
+    for mask in (keys, torch.rand(Tq, Tk, generator=g) < 0.7, keys & (torch.rand(Tq, Tk) < 0.8)):
+        mask = mask | torch.eye(Tq, Tk, dtype=torch.bool)  # every query may attend somewhere
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        torch.testing.assert_close(
+            out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TOL
+        )
+        assert (weights.masked_select(~mask.expand_as(weights)) == 0).all()
+        torch.testing.assert_close(weights.sum(-1), torch.ones(B, h, Tq, dtype=torch.float64))
+
+
+def test_scaled_dot_product_attention_rejects_a_float_mask_and_mismatched_sizes():
+    q = torch.zeros(2, 3, 4)
+    with pytest.raises(TypeError, match="bool"):
+        scaled_dot_product_attention(q, q, q, torch.ones(3, 3))
+    with pytest.raises(ValueError, match="same last size"):
+        scaled_dot_product_attention(q, torch.zeros(2, 3, 5), q)
+
+
+def test_causal_mask_lets_each_position_see_itself_and_the_past():
+    for T in (1, 2, 7):
+        m = causal_mask(T)
+        assert m.dtype == torch.bool and m.shape == (T, T)
+        for i in range(T):
+            for j in range(T):
+                assert m[i, j] == (j <= i)
+
+
+# ---------------------------------------------------------------- positions
+
+
+def test_sinusoidal_positions_follow_vaswani_et_al():
+    T, d = 50, 16
+    P = sinusoidal_positions(T, d)
+    assert P.dtype == torch.float32 and P.shape == (T, d)
+    for t in (0, 1, 17, 49):
+        for i in range(d // 2):
+            angle = t / 10000 ** (2 * i / d)
+            assert abs(P[t, 2 * i].item() - math.sin(angle)) < 1e-6
+            assert abs(P[t, 2 * i + 1].item() - math.cos(angle)) < 1e-6
+    with pytest.raises(ValueError, match="even"):
+        sinusoidal_positions(4, 5)
+
+
+def test_position_modules_add_one_vector_per_position_and_refuse_long_inputs():
+    x = torch.zeros(2, 5, 8)
+    torch.testing.assert_close(SinusoidalPositions(8, 10)(x)[1], sinusoidal_positions(5, 8))
+    learned = LearnedPositions(8, 10)
+    torch.testing.assert_close(learned(x)[0], learned.embedding.weight[:5])
+    for module in (SinusoidalPositions(8, 4), learned):
+        with pytest.raises(ValueError, match="max_len"):
+            module(torch.zeros(1, 11, 8))
+
+
+# ---------------------------------------------------------------- multi-head attention
+
+
+def _torch_mha(d_model, n_heads, g):
+    theirs = nn.MultiheadAttention(d_model, n_heads, batch_first=True).double()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    ours = MultiHeadAttention(d_model, n_heads).double()
+    copy_torch_mha(ours, theirs)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("d_model, n_heads", [(8, 1), (8, 2), (12, 3), (32, 8)])
+@pytest.mark.parametrize("fast", [False, True])
+def test_multi_head_attention_matches_torch_multiheadattention(d_model, n_heads, fast):
+    g = torch.Generator().manual_seed(d_model + n_heads)
+    ours, theirs = _torch_mha(d_model, n_heads, g)
+    ours.fast = fast
+    B, Tq, Tk = 3, 4, 6
+    q, kv = _randn(B, Tq, d_model, g=g, requires_grad=True), _randn(B, Tk, d_model, g=g)
+    keep = _padding(B, Tk, g)  # (B, Tk)
+    cases = [
+        (None, {}),
+        (keep[:, None, :].expand(B, Tq, Tk), {"key_padding_mask": ~keep}),  # (B, Tq, Tk)
+        (causal_mask(Tk)[-Tq:], {"attn_mask": ~causal_mask(Tk)[-Tq:]}),  # (Tq, Tk)
+    ]
+    for mask, kwargs in cases:
+        got = ours(q, kv, kv, mask)
+        want = theirs(q, kv, kv, need_weights=False, **kwargs)[0]
+        torch.testing.assert_close(got, want, **TOL)
+        R = _randn(*got.shape, g=g)
+        params = [q, *ours.parameters()]
+        grads = torch.autograd.grad((got * R).sum(), params)
+        want_grads = torch.autograd.grad((want * R).sum(), [q, *theirs.parameters()])
+        torch.testing.assert_close(grads[0], want_grads[0], **TOL)
+        # in_proj's gradient is q_proj's, k_proj's and v_proj's stacked
+        in_w = torch.cat([grads[1], grads[3], grads[5]])
+        torch.testing.assert_close(in_w, want_grads[1], **TOL)
+
+
+def test_multi_head_attention_keeps_per_head_weights_on_request():
+    g = torch.Generator().manual_seed(0)
+    ours, theirs = _torch_mha(8, 2, g)
+    x = _randn(2, 5, 8, g=g)
+    ours.keep_weights = True
+    ours(x, x, x)
+    want = theirs(x, x, x, need_weights=True, average_attn_weights=False)[1]
+    assert ours.weights.shape == (2, 2, 5, 5)
+    torch.testing.assert_close(ours.weights, want, **TOL)
+
+
+def test_multi_head_attention_explains_bad_sizes():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)
+    with pytest.raises(ValueError, match=r"\(B, T, d_model\)"):
+        MultiHeadAttention(8, 2)(torch.zeros(5, 8), torch.zeros(5, 8), torch.zeros(5, 8))
+
+
+# ---------------------------------------------------------------- layers
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_matches_torch_transformer_encoder_layer(norm_first):
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    theirs = nn.TransformerEncoderLayer(16, 4, 24, dropout=0.0, batch_first=True,
+                                        norm_first=norm_first).double()  # fmt: skip
+    ours = EncoderLayer(16, 4, 24, norm_first=norm_first).double()
+    copy_torch_layer(ours, theirs)
+    x = _randn(3, 7, 16, g=g, requires_grad=True)
+    keep = _padding(3, 7, g)
+    got, want = ours(x, keep[:, None, :]), theirs(x, src_key_padding_mask=~keep)
+    torch.testing.assert_close(got, want, **TOL)
+    R = _randn(3, 7, 16, g=g)
+    (a,) = torch.autograd.grad((got * R).sum(), x)
+    (b,) = torch.autograd.grad((want * R).sum(), x)
+    torch.testing.assert_close(a, b, **TOL)
+    ga = torch.autograd.grad((ours(x, keep[:, None, :]) * R).sum(), ours.ff.linear1.weight)
+    gb = torch.autograd.grad(
+        (theirs(x, src_key_padding_mask=~keep) * R).sum(), theirs.linear1.weight
+    )
+    torch.testing.assert_close(ga[0], gb[0], **TOL)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_matches_torch_transformer_decoder_layer(norm_first):
+    g = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    theirs = nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, batch_first=True,
+                                        norm_first=norm_first).double()  # fmt: skip
+    ours = DecoderLayer(16, 2, 32, norm_first=norm_first).double()
+    copy_torch_layer(ours, theirs)
+    x, memory = _randn(3, 5, 16, g=g, requires_grad=True), _randn(3, 6, 16, g=g, requires_grad=True)
+    keep = _padding(3, 6, g)
+    got = ours(x, memory, causal_mask(5), keep[:, None, :])
+    want = theirs(x, memory, tgt_mask=~causal_mask(5), memory_key_padding_mask=~keep)
+    torch.testing.assert_close(got, want, **TOL)
+    R = _randn(3, 5, 16, g=g)
+    for a, b in zip(torch.autograd.grad((got * R).sum(), (x, memory)),
+                    torch.autograd.grad((want * R).sum(), (x, memory)), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_a_layer_without_positions_is_permutation_equivariant_and_positions_break_it():
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, 32).double().eval()
+    x = torch.randn(1, 9, 16, dtype=torch.float64)
+    perm = torch.randperm(9)
+    torch.testing.assert_close(layer(x[:, perm]), layer(x)[:, perm], **TOL)
+    P = sinusoidal_positions(9, 16, dtype=torch.float64)
+    moved = (layer(x[:, perm] + P) - layer(x + P)[:, perm]).abs().max()
+    assert moved > 1e-2
+
+
+def test_sublayers_without_residual_drop_the_skip_connection():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 8)
+    with_skip = EncoderLayer(8, 2, 16, norm_first=True)
+    without = EncoderLayer(8, 2, 16, norm_first=True, residual=False)
+    without.load_state_dict(with_skip.state_dict())
+    sa = with_skip.self_attn
+    h = with_skip.sub1.norm(x)
+    first = sa(h, h, h)
+    torch.testing.assert_close(with_skip.sub1(x, lambda z: sa(z, z, z)), x + first)
+    torch.testing.assert_close(without.sub1(x, lambda z: without.self_attn(z, z, z)), first)
+
+
+# ---------------------------------------------------------------- the encoder-decoder
+
+
+def _tiny(positions="sinusoidal"):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(11, 13, d_model=16, n_heads=2, d_ff=32, dropout=0.0,
+                            positions=positions)  # fmt: skip
+    return Transformer(cfg).eval()
+
+
+def test_transformer_decoder_is_causal():
+    model = _tiny()
+    src = torch.randint(4, 11, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    tgt = torch.randint(4, 13, (2, 5))
+    changed = tgt.clone()
+    changed[:, 3:] = torch.randint(4, 13, (2, 2))
+    a, b = model(src, mask, tgt), model(src, mask, changed)
+    torch.testing.assert_close(a[:, :3], b[:, :3])
+    assert (a[:, 3:] - b[:, 3:]).abs().max() > 1e-4
+
+
+def test_transformer_ignores_what_padding_holds():
+    model = _tiny("learned")
+    src = torch.randint(4, 11, (2, 6))
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    other = src.clone()
+    other[1, 4:] = 5
+    tgt = torch.randint(4, 13, (2, 4))
+    torch.testing.assert_close(model(src, mask, tgt), model(other, mask, tgt))
+
+
+def test_transformer_step_interface_gives_the_teacher_forced_log_probs():
+    model = _tiny()
+    src = torch.randint(4, 11, (3, 5))
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    tgt = torch.randint(4, 13, (3, 4))
+    want = torch.log_softmax(model(src, mask, tgt), dim=-1)  # (3, 4, V)
+    step, state = model.decoder_start(src, mask)
+    assert state.shape == (3, 0)
+    for t in range(4):
+        log_probs, state = step(tgt[:, t], state)
+        torch.testing.assert_close(log_probs, want[:, t], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state, tgt)
+    # K hypotheses per sentence, sentence-major, as chapter 3's batched beam search sends them
+    step, state = model.decoder_start(src, mask)
+    log_probs, _ = step(tgt[:, 0].repeat_interleave(2), state.repeat_interleave(2, 0))
+    torch.testing.assert_close(log_probs, want[:, 0].repeat_interleave(2, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_forward_with_weights_gives_cross_attention_rows_that_sum_to_one():
+    model = _tiny()
+    src = torch.randint(4, 11, (2, 6))
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    log_probs, weights = model.forward_with_weights(src, mask, torch.randint(4, 13, (2, 4)))
+    assert weights.shape == (2, 4, 6)
+    assert (weights[1, :, 3:] == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4))
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 4))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = _tiny()
+    save(model, tmp_path / "m.pt", note="hi")
+    again = load(tmp_path / "m.pt")
+    assert again.meta == {"note": "hi"} and again.config == model.config
+    src, mask = torch.randint(4, 11, (1, 4)), torch.ones(1, 4, dtype=torch.bool)
+    tgt = torch.randint(4, 13, (1, 3))
+    torch.testing.assert_close(again(src, mask, tgt), model(src, mask, tgt))
+    mlm = MaskedLM(9, TransformerConfig(0, 0, d_model=8, n_heads=2, d_ff=8, enc_layers=1))
+    save(mlm, tmp_path / "mlm.pt")
+    assert isinstance(load(tmp_path / "mlm.pt"), MaskedLM)
+
+
+# ---------------------------------------------------------------- pretraining data
+
+
+def test_mask_tokens_masks_only_real_tokens_and_remembers_them():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, 20, (50, 12))
+    real = torch.arange(12)[None, :] < torch.randint(1, 13, (50, 1))
+    inputs, targets = mask_tokens(ids, real, 3, 0.3, g)
+    chosen = targets != -100
+    assert not (chosen & ~real).any()
+    assert (inputs[chosen] == 3).all() and (targets[chosen] == ids[chosen]).all()
+    assert (inputs[~chosen] == ids[~chosen]).all()
+    assert 0.2 < chosen.sum() / real.sum() < 0.4
+
+
+def test_agreement_examples_flip_the_verb_of_half_the_sentences():
+    examples = agreement_examples(400, seed=7)
+    labels = [y for _, y in examples]
+    assert 150 < sum(labels) < 250
+    verbs = {"sees", "see", "likes", "like", "follows", "follow", "watches", "watch",
+             "finds", "find", "hears", "hear"}  # fmt: skip
+    for tokens, label in examples[:50]:
+        verb = next(t for t in tokens if t in verbs)
+        subject = tokens[: tokens.index(verb)]
+        plural_subject = subject[-1] in {
+            "cats",
+            "dogs",
+            "birds",
+            "horses",
+            "boys",
+            "friends",
+            "houses",
+            "cars",
+            "girls",
+            "tables",
+            "apples",
+            "mice",
+        }
+        if subject[-1] == "never":
+            plural_subject = subject[-2] in {
+                "cats",
+                "dogs",
+                "birds",
+                "horses",
+                "boys",
+                "friends",
+                "houses",
+                "cars",
+                "girls",
+                "tables",
+                "apples",
+                "mice",
+            }
+        agrees = plural_subject == (not verb.endswith("s"))
+        assert agrees == bool(label), (tokens, label)
+    exclude = {tuple(s) for s in english_sentences(200, seed=7)}
+    assert not exclude & {tuple(t) for t, _ in agreement_examples(100, seed=7, exclude=exclude)}
+
+
+# ---------------------------------------------------------------- shipped checkpoints
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.kind == "transformer"])
+def test_shipped_transformers_translate_and_align(name):
+    from seqlab.attention import alignment_scores, task_of
+    from seqlab.seq2seq import evaluate
+
+    model = load(checkpoint_path(name))
+    task = task_of(model)
+    test = task.test[:200]
+    assert evaluate(model, task, test)["exact_match"] >= 0.95
+    assert evaluate(model, task, test[:50], method="beam")["exact_match"] >= 0.95
+    assert alignment_scores(model, task, test)["accuracy"] > 0.3
+
+
+def test_shipped_pretrained_encoder_predicts_the_verb_from_its_subject():
+    model = load(checkpoint_path("mlm"))
+    from seqlab.data import Vocab
+
+    vocab = Vocab(model.meta["vocab"][4:])
+    assert vocab.itos == model.meta["vocab"]
+    right = 0
+    pairs = [("the cats", "see", "sees"), ("a dog", "sees", "see"), ("some mice", "like", "likes"),
+             ("the girl", "finds", "find"), ("the big horses", "hear", "hears")]  # fmt: skip
+    for subject, good, bad in pairs:
+        tokens = subject.split() + ["<unk>", "a", "cat"]
+        ids = torch.tensor([vocab.encode(tokens)])
+        ids[0, len(subject.split())] = vocab.unk_id
+        logits = model(ids, torch.ones_like(ids, dtype=torch.bool))[0, len(subject.split())]
+        right += logits[vocab.stoi[good]] > logits[vocab.stoi[bad]]
+    assert right == len(pairs)
