@@ -113,7 +113,7 @@ def grade(
             summary.unchanged.extend((aid, s) for s in everyone if s not in students)
             if not students:
                 if everyone:  # feedback again: it shows manual grades given since
-                    course._nbgrader(root, "generate_feedback", aid, "--force")
+                    course.generate_feedback(root, aid)
                 continue
             if not course.sync_gradebook(root, aid):
                 summary.stale.append(aid)
@@ -146,7 +146,7 @@ def grade(
                         summary.graded.append(key)  # (its worker died before it reported)
                     if record.get("note"):
                         summary.notes.append((*key, record["note"]))
-            course._nbgrader(root, "generate_feedback", aid, "--force")
+            course.generate_feedback(root, aid)
     finally:
         client.close()
         if cluster is not None:

@@ -6,9 +6,13 @@ Run from the course repository (the folder with ``nbgrader_config.py``)::
     python -m seqlab.course grade              # submitted/ -> autograded/, feedback/, grades.csv
     python -m seqlab.course grade --zip downloads.zip --assignment rnn_gradients
 
-``make release`` and ``make grade`` call these. Every step is the real nbgrader
-command line; this module only strings the steps together, checks what came
-in, and prints a summary an instructor can act on.
+``make release`` and ``make grade`` call these. Every step is nbgrader's own:
+releasing, autograding (student code runs in nbgrader's kernels, one nbgrader
+process per batch of submissions) and exporting run its command line;
+recording assignments in the gradebook and writing feedback run its Python
+API in this process, which saves nbgrader's start-up (about 3 s) per step.
+This module only strings the steps together, checks what came in, and prints
+a summary an instructor can act on.
 """
 
 from __future__ import annotations
@@ -147,47 +151,79 @@ def release(root: Path, ids: list[str] | None = None) -> list[Path]:
 def sync_gradebook(root: Path, aid: str) -> bool:
     """Record ``aid``'s notebooks and grade cells in the gradebook, as autograde needs.
 
-    Runs ``nbgrader generate_assignment`` into a scratch folder and a scratch
+    Returns True when exercises/<aid>/ is what solutions/<aid>/ releases (False
+    means exercises/ is out of date: run ``make release``). See :func:`sync_gradebooks`.
+    """
+    return not sync_gradebooks(root, [aid])
+
+
+def sync_gradebooks(root: Path, ids: list[str]) -> list[str]:
+    """Record each assignment's notebooks and grade cells in the gradebook; returns
+    the ids whose exercises/ differ from what solutions/ releases.
+
+    ``nbgrader generate_assignment`` runs into a scratch folder and a scratch
     gradebook first, so grading never rewrites exercises/; the course's gradebook
     is written only when it does not hold exactly those cells already (rewriting
     them while another grader autogrades would fail that grader's submissions).
-    Returns True when the scratch release equals exercises/<aid>/ (False means
-    exercises/ is out of date: run ``make release``).
+    It runs in this process through nbgrader's Python API (a command line would
+    pay nbgrader's start-up, about 3 s, for each of the two steps of each assignment).
     """
+    stale = []
     with tempfile.TemporaryDirectory(prefix="seqlab-release-") as scratch:
         private = f"sqlite:///{scratch}/gradebook.db"
-        _generate(root, aid, f"{scratch}/release", private)
-        fresh = Path(scratch) / "release" / aid
-        up_to_date = all(
-            (root / "exercises" / aid / nb.name).is_file()
-            and (root / "exercises" / aid / nb.name).read_bytes() == nb.read_bytes()
-            for nb in fresh.glob("*.ipynb")
-        )
-        if _recorded_cells(private, aid) != _recorded_cells(gradebook_url(root), aid):
-            _generate(root, aid, f"{scratch}/shared")
-    return up_to_date
+        for aid in ids:
+            _generate(root, aid, f"{scratch}/release", private)
+            fresh = Path(scratch) / "release" / aid
+            up_to_date = all(
+                (root / "exercises" / aid / nb.name).is_file()
+                and (root / "exercises" / aid / nb.name).read_bytes() == nb.read_bytes()
+                for nb in fresh.glob("*.ipynb")
+            )
+            if not up_to_date:
+                stale.append(aid)
+            if _recorded_cells(private, aid) != _recorded_cells(gradebook_url(root), aid):
+                _generate(root, aid, f"{scratch}/shared")
+    return stale
+
+
+def _api(root: Path, **coursedir):
+    """nbgrader's Python API (what its formgrader calls) on the course, configured by
+    its nbgrader_config.py, which the API does not read by itself; ``coursedir``
+    overrides CourseDirectory settings (release_directory, db_url)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    # a new gradebook asks alembic (from PATH) for its schema version
+    tools = os.path.dirname(sys.executable)
+    if tools not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
+    config = _config(root)
+    for name, value in coursedir.items():
+        setattr(config.CourseDirectory, name, value)
+    return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
 def _generate(root: Path, aid: str, release_dir: str, db_url: str | None = None) -> None:
     """nbgrader generate_assignment into ``release_dir`` (and ``db_url``, when given)."""
-    extra = [f"--CourseDirectory.db_url={db_url}"] if db_url else []
+    overrides = {"release_directory": release_dir, **({"db_url": db_url} if db_url else {})}
     for attempt in range(3):
-        proc = _nbgrader(
-            root,
-            "generate_assignment",
-            aid,
-            "--force",
-            f"--CourseDirectory.release_directory={release_dir}",
-            *extra,
-            check=False,
-        )
+        result = _api(root, **overrides).generate_assignment(aid, force=True)
+        log = result.get("log", "") + result.get("error", "")
         # two graders starting at once on a new PostgreSQL gradebook both create
         # its tables: the one that loses that race finds them when it tries again
-        if proc.returncode == 0 or not _concurrent_write(proc.stdout + proc.stderr):
+        if result["success"] or not _concurrent_write(log):
             break
         time.sleep(1 + attempt)
-    if proc.returncode != 0:
-        raise CourseError(f"nbgrader generate_assignment {aid} failed:\n{proc.stderr}")
+    if not result["success"]:
+        raise CourseError(f"nbgrader generate_assignment {aid} failed:\n{log}")
+
+
+def generate_feedback(root: Path, aid: str) -> None:
+    """``nbgrader generate_feedback`` for every graded submission of ``aid`` (in this process)."""
+    result = _api(root).generate_feedback(aid, force=True)
+    if not result["success"]:
+        log = result.get("log", "") + result.get("error", "")
+        raise CourseError(f"nbgrader generate_feedback {aid} failed:\n{log}")
 
 
 def _recorded_cells(db_url: str, aid: str) -> dict | None:
@@ -381,17 +417,18 @@ def _autograde_batch(root: Path, aid: str, batch: list[str], everyone: list[str]
     return proc.stdout + proc.stderr
 
 
-def _watch(root, aid, students, started, futures, fingerprints) -> None:
+def _watch(root, started, futures, fingerprints) -> None:
     """Until every batch is done: mark each submission graded as soon as nbgrader
     wrote its autograded notebook (it saves the grades before), so that a run
-    killed half way resumes after the last finished one; and show a progress bar."""
-    with tqdm(total=len(students), desc=f"autograde {aid}", unit="submission") as bar:
-        pending = list(students)
+    killed half way resumes after the last finished one; and show a progress bar.
+    ``fingerprints`` maps (assignment, student) to what was submitted."""
+    with tqdm(total=len(fingerprints), desc="autograde", unit="submission") as bar:
+        pending = list(fingerprints)
         while True:
             finished = all(f.done() for f in futures)
-            for student in [s for s in pending if _graded_since(root, aid, s, started)]:
-                _mark_graded(root, aid, student, fingerprints[student])
-                pending.remove(student)
+            for aid, student in [p for p in pending if _graded_since(root, *p, started)]:
+                _mark_graded(root, aid, student, fingerprints[aid, student])
+                pending.remove((aid, student))
                 bar.update(1)
             if finished:
                 return
@@ -423,28 +460,41 @@ def grade(
 ) -> Summary:
     """Autograde new and changed submissions (``jobs`` at a time), then generate
     feedback and export grades.csv. ``regrade`` grades every submission again;
-    nbgrader keeps the manual grades either way."""
+    nbgrader keeps the manual grades either way.
+
+    The assignments share the jobs: a class's submissions of one chapter are
+    split into ``jobs`` batches (one nbgrader process each, its start-up paid
+    once per batch), and one student's chapters are graded side by side."""
     summary = Summary()
     jobs = jobs or os.cpu_count() or 1
-    for aid in ids or assignments(root):
-        everyone = submissions(root, aid)
-        students = [s for s in everyone if regrade or not is_graded(root, aid, s)]
-        summary.unchanged.extend((aid, s) for s in everyone if s not in students)
-        if not students:
-            if everyone:  # feedback again: it shows manual grades given since
-                _nbgrader(root, "generate_feedback", aid, "--force")
-            continue
-        if not sync_gradebook(root, aid):
-            summary.stale.append(aid)
-        fingerprints = {s: _fingerprint(root, aid, s) for s in students}
-        started = time.time()
-        batches = [students[i::jobs] for i in range(min(jobs, len(students)))]
-        with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+    everyone = {aid: submissions(root, aid) for aid in ids or assignments(root)}
+    todo = {}
+    for aid, people in everyone.items():
+        students = [s for s in people if regrade or not is_graded(root, aid, s)]
+        summary.unchanged.extend((aid, s) for s in people if s not in students)
+        if students:
+            todo[aid] = students
+    summary.stale.extend(sync_gradebooks(root, list(todo)))
+    batches = [
+        (aid, students[i::jobs])
+        for aid, students in todo.items()
+        for i in range(min(jobs, len(students)))
+    ]
+    fingerprints = {
+        (aid, s): _fingerprint(root, aid, s) for aid, people in todo.items() for s in people
+    }
+    started = time.time()
+    logs = []
+    if batches:
+        workers = min(jobs, len(batches))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
-                pool.submit(_autograde_batch, root, aid, batch, everyone, jobs) for batch in batches
+                pool.submit(_autograde_batch, root, aid, batch, everyone[aid], workers)
+                for aid, batch in batches
             ]
-            _watch(root, aid, students, started, futures, fingerprints)
+            _watch(root, started, futures, fingerprints)
             logs = [future.result() for future in futures]
+    for aid, students in todo.items():
         notes = _notes_by_student(root, aid, "\n".join(logs))
         retry = []
         for student in students:
@@ -463,7 +513,10 @@ def grade(
                 summary.failed.append((aid, student, why))
             if note:
                 summary.notes.append((aid, student, note))
-        _nbgrader(root, "generate_feedback", aid, "--force")
+    # feedback again where nothing was new too: it shows manual grades given since
+    for aid, people in everyone.items():
+        if people:
+            generate_feedback(root, aid)
     _nbgrader(root, "export", "--to", str(root / "grades.csv"))
     return summary
 
@@ -669,12 +722,16 @@ def demo_class(
     return problems
 
 
-def gradebook_url(root: Path) -> str:
-    """The gradebook's database URL, as the course's nbgrader_config.py sets it."""
+def _config(root: Path):
+    """The traitlets Config of the course's nbgrader_config.py."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return config.CourseDirectory.db_url
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def gradebook_url(root: Path) -> str:
+    """The gradebook's database URL, as the course's nbgrader_config.py sets it."""
+    return _config(root).CourseDirectory.db_url
 
 
 def item_means(root: Path, aid: str) -> dict[str, tuple[float, float, int]]:

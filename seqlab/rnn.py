@@ -85,6 +85,10 @@ class RNN(nn.Module):
     forward(xs: (B, T, D), h0: (B, H) or (dirs, B, H) or None)
     -> hs: (B, T, dirs * H); for a bidirectional RNN the backward direction's
     states are concatenated after the forward ones, as in torch.
+
+    ``fast=True`` runs the same weights through PyTorch's fused recurrence
+    (``torch.rnn_tanh``) instead of the loop of :func:`rnn_forward`; a linear
+    RNN has no fused twin and always runs the loop.
     """
 
     def __init__(
@@ -93,6 +97,8 @@ class RNN(nn.Module):
         hidden_size: int,
         nonlinearity: str = "tanh",
         bidirectional: bool = False,
+        *,
+        fast: bool = False,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -103,6 +109,7 @@ class RNN(nn.Module):
         self.hidden_size = hidden_size
         self.nonlinearity = nonlinearity
         self.directions = 2 if bidirectional else 1
+        self.fast = fast
         bound = hidden_size**-0.5  # torch.nn.RNN's initialisation, U(-1/sqrt(H), 1/sqrt(H))
         self.W_xh = nn.ParameterList(
             [
@@ -132,12 +139,25 @@ class RNN(nn.Module):
             h0 = xs.new_zeros(self.directions, B, self.hidden_size)
         elif h0.dim() == 2:
             h0 = h0.unsqueeze(0).expand(self.directions, -1, -1)
+        if self.fast and self.nonlinearity == "tanh":
+            return self._fused(xs, h0)
         outs = []
         for d in range(self.directions):
             seq = xs if d == 0 else xs.flip(1)
             hs = rnn_forward(seq, h0[d], self.W_xh[d], self.W_hh[d], self.b_h[d], self.nonlinearity)
             outs.append(hs if d == 0 else hs.flip(1))
         return torch.cat(outs, dim=-1)  # (B, T, dirs * H)
+
+    def _fused(self, xs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        """``torch.rnn_tanh`` on these weights, in torch's layout (transposed, two biases)."""
+        params = []
+        for d in range(self.directions):
+            b = self.b_h[d]
+            params += [self.W_xh[d].T, self.W_hh[d].T, b, torch.zeros_like(b)]
+        hs, _ = torch.rnn_tanh(
+            xs, h0.contiguous(), params, True, 1, 0.0, self.training, self.directions == 2, True
+        )
+        return hs  # (B, T, dirs * H)
 
     @torch.no_grad()
     def load_from_torch(self, module: nn.RNN) -> RNN:

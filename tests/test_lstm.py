@@ -181,3 +181,32 @@ def test_layers_keep_float32_and_reject_wrong_shapes_with_a_clear_message():
         lstm(torch.randn(5, 3))
     with pytest.raises(ValueError, match="expected 3 input features, got 2"):
         gru(torch.randn(2, 5, 2))
+
+
+def _devices():
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _devices())
+@pytest.mark.parametrize("Ours", [LSTM, GRU])
+def test_fast_path_equals_the_explicit_loop_in_forward_and_gradients(Ours, device):
+    torch.manual_seed(6)
+    slow = Ours(3, 5).double().to(device)
+    fast = Ours(3, 5, fast=True).double().to(device)
+    fast.load_state_dict(slow.state_dict())
+    xs = torch.randn(4, 9, 3, dtype=F64, device=device, requires_grad=True)
+    h0 = torch.randn(4, 5, dtype=F64, device=device)
+    state = (h0, torch.randn_like(h0)) if Ours is LSTM else h0
+    (hs_slow, last_slow), (hs_fast, last_fast) = slow(xs, state), fast(xs, state)
+    _assert_close(hs_fast, hs_slow)
+    _assert_close(
+        torch.stack(list(last_fast)) if Ours is LSTM else last_fast,
+        torch.stack(list(last_slow)) if Ours is LSTM else last_slow,
+    )
+    weights = torch.randn_like(hs_slow)
+    g_slow = torch.autograd.grad((hs_slow * weights).sum(), (xs, *slow.weights()))
+    g_fast = torch.autograd.grad((hs_fast * weights).sum(), (xs, *fast.weights()))
+    for a, b in zip(g_fast, g_slow, strict=True):
+        _assert_close(a, b)
+    # zero initial states by default, on both paths
+    _assert_close(fast(xs)[0], slow(xs)[0])

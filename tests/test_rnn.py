@@ -79,3 +79,28 @@ def test_rnn_keeps_float32_and_rejects_wrong_shapes_with_a_clear_message():
         rnn(torch.randn(2, 5, 2))
     with pytest.raises(ValueError, match="nonlinearity should be one of"):
         RNN(3, 4, nonlinearity="relu6")
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fast_path_equals_the_explicit_loop_in_forward_and_gradients(bidirectional):
+    torch.manual_seed(7)
+    slow = RNN(3, 5, bidirectional=bidirectional).double()
+    fast = RNN(3, 5, bidirectional=bidirectional, fast=True).double()
+    fast.load_state_dict(slow.state_dict())
+    xs = torch.randn(4, 9, 3, dtype=torch.float64, requires_grad=True)
+    for h0 in (None, torch.randn(4, 5, dtype=torch.float64)):
+        want, got = slow(xs, h0), fast(xs, h0)
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        weights = torch.randn_like(want)
+        g_want = torch.autograd.grad((want * weights).sum(), (xs, *slow.parameters()))
+        g_got = torch.autograd.grad((got * weights).sum(), (xs, *fast.parameters()))
+        for a, b in zip(g_got, g_want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_fast_linear_rnn_runs_the_loop():
+    slow = RNN(2, 3, nonlinearity="linear").double()
+    fast = RNN(2, 3, nonlinearity="linear", fast=True).double()
+    fast.load_state_dict(slow.state_dict())
+    xs = torch.randn(2, 4, 2, dtype=torch.float64)
+    torch.testing.assert_close(fast(xs), slow(xs), rtol=1e-6, atol=1e-6)
