@@ -39,7 +39,7 @@ With ``fast=True`` they run the same weights through PyTorch's fused
 recurrence instead (``torch.lstm`` / ``torch.gru``: oneDNN on the CPU, cuDNN
 on CUDA), for training where speed matters; the tests prove the two paths
 equal. A Python loop pays the interpreter at every gate of every step, which
-the fused kernels do not: at B=32, T=50, H=64 the loop is about 3x slower
+the fused kernels do not: at B=32, T=50, H=64 the loop is several times slower
 (``make bench`` measures both).
 """
 
