@@ -101,6 +101,14 @@ def _answered(root: Path, aid: str) -> nbformat.NotebookNode:
     return nb
 
 
+def _scratch_course(root: Path) -> Path:
+    """A course in ``root`` with this repository's config, solutions and exercises."""
+    shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    for folder in ("solutions", "exercises"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
 def bench_exercises() -> dict:
     from nbclient import NotebookClient
 
@@ -108,10 +116,7 @@ def bench_exercises() -> dict:
 
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-        for folder in ("solutions", "exercises"):
-            shutil.copytree(REPO / folder, root / folder)
+        root = _scratch_course(Path(tmp))
         for aid in course.assignments(root):
             nb = _answered(root, aid)
             run_dir = root / "run" / aid
@@ -136,10 +141,7 @@ def bench_one_student() -> dict:
     from seqlab import course
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-        for folder in ("solutions", "exercises"):
-            shutil.copytree(REPO / folder, root / folder)
+        root = _scratch_course(Path(tmp))
         ids = course.assignments(root)
         for aid in ids:
             folder = root / "submitted" / "student" / aid
