@@ -41,13 +41,14 @@ screenshots: book
 release: venv
 	$(BIN)/python -m seqlab.course release
 
-# make grade [ZIP=downloads.zip ASSIGNMENT=id] [JOBS=n] [REGRADE=1]
+# make grade [ZIP=downloads.zip ASSIGNMENT=id] [JOBS=n] [REGRADE=1] [NO_SANDBOX=1: trusted code only]
 #            [CLUSTER=<Dask scheduler address, or local:N>]  (a PostgreSQL gradebook:
 #            SEQLAB_GRADEBOOK_URL=postgresql://...; see book/instructors.md)
 grade: venv
 	$(BIN)/python -m seqlab.course grade $(if $(ZIP),--zip $(ZIP)) \
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
-		$(if $(REGRADE),--regrade) $(if $(CLUSTER),--cluster $(CLUSTER))
+		$(if $(REGRADE),--regrade) $(if $(CLUSTER),--cluster $(CLUSTER)) \
+		$(if $(NO_SANDBOX),--no-sandbox)
 
 # a synthetic class (correct, blank, partly wrong, hostile) graded and checked
 # make demo-class [ASSIGNMENT=id]

@@ -10,7 +10,8 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades
 
-from seqlab.course import RedactHiddenTests
+from seqlab import sandbox
+from seqlab.nbgrader_plugins import RedactHiddenTests
 
 c = get_config()  # noqa: F821 -- injected by nbgrader
 
@@ -32,17 +33,13 @@ c.CourseDirectory.db_url = os.environ.get(
 c.Execute.timeout = int(os.environ.get("SEQLAB_CELL_TIMEOUT", "60"))
 c.Execute.interrupt_on_timeout = True
 
-# Grading kernels get a memory ceiling, so that an answer that allocates far
-# more than the machine has fails with MemoryError instead of taking the
-# machine (and every other student's grading) down. SEQLAB_GRADING_MEMORY_GB
-# sets it; 0 turns it off. It limits the kernel's heap (RLIMIT_DATA), which
-# PyTorch's CPU allocations count against.
-_memory = int(float(os.environ.get("SEQLAB_GRADING_MEMORY_GB", "4")) * 2**30)
-if _memory > 0:
-    c.Execute.extra_arguments = [
-        "--IPKernelApp.exec_lines=import resource; "
-        f"resource.setrlimit(resource.RLIMIT_DATA, ({_memory}, {_memory}))"
-    ]
+# Every kernel that runs a submission runs in the grading sandbox (bubblewrap):
+# it sees the Python environment read-only and a scratch copy of its own
+# folder, nothing of the course, no network, no other student's work, and has
+# limits on memory (SEQLAB_GRADING_MEMORY_GB, default 4), processes, file size,
+# output and time. Without bubblewrap grading stops and says how to install it;
+# SEQLAB_NO_SANDBOX=1 grades trusted code in plain kernels (see seqlab/sandbox.py).
+sandbox.configure(c)
 
 # Students who delete or edit a locked cell, a test cell or the setup cell
 # get the instructor's version back when grading.

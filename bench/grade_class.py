@@ -1,5 +1,6 @@
 """Benchmark: grade a class of N chapter-1 submissions, in parallel with `make grade`'s
-code and sequentially with nbgrader's own `nbgrader autograde`, and report both.
+code (in the grading sandbox, and again without it) and sequentially with nbgrader's
+own `nbgrader autograde`, and report all three.
 
     python bench/grade_class.py --students 100 --out bench/grade_class.json
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from seqlab import course
+from seqlab import course, sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 AID = "rnn_gradients"
@@ -51,13 +52,22 @@ def main() -> None:
     result = {"students": args.students, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         par, seq = Path(tmp) / "parallel", Path(tmp) / "sequential"
-        for root in (par, seq):
+        plain = Path(tmp) / "unsandboxed"
+        for root in (par, seq, plain):
             root.mkdir()
             make_class(root, args.students)
         t0 = time.perf_counter()
         summary = course.grade(par, [AID])
         result["parallel_s"] = time.perf_counter() - t0
         result["parallel_graded"] = len(summary.graded)
+        # the same, side by side, without the sandbox: what isolation costs
+        os.environ[sandbox.NO_SANDBOX] = "1"
+        try:
+            t0 = time.perf_counter()
+            course.grade(plain, [AID])
+            result["unsandboxed_s"] = time.perf_counter() - t0
+        finally:
+            os.environ.pop(sandbox.NO_SANDBOX)
         course.sync_gradebook(seq, AID)
         t0 = time.perf_counter()
         subprocess.run(
@@ -77,6 +87,7 @@ def main() -> None:
             capture_output=True,
         )
         result["same_scores"] = sorted(scores(par)) == sorted(scores(seq))
+        result["unsandboxed_same_scores"] = sorted(scores(par)) == sorted(scores(plain))
     result["speedup"] = result["sequential_autograde_s"] / result["parallel_s"]
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

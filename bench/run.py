@@ -137,21 +137,32 @@ def bench_exercises() -> dict:
 def bench_one_student() -> dict:
     """One student's notebooks, every chapter answered with its solution, graded by one
     ``make grade`` (its default: as many jobs as cores) on a new course with an empty
-    gradebook: recording the assignments, autograding, feedback and grades.csv."""
-    from seqlab import course
+    gradebook: recording the assignments, autograding, feedback and grades.csv. Graded
+    twice, side by side: in the grading sandbox (as always) and without it."""
+    from seqlab import course, sandbox
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = _scratch_course(Path(tmp))
-        ids = course.assignments(root)
-        for aid in ids:
-            folder = root / "submitted" / "student" / aid
-            folder.mkdir(parents=True)
-            nbformat.write(_answered(root, aid), folder / f"{aid}.ipynb")
-        seconds, summary = _timed(course.grade, root, ids)
-        if summary.failed or len(summary.graded) != len(ids):
-            raise RuntimeError(f"one student's notebooks did not all grade: {summary.failed}")
-        scores = {row["assignment"]: float(row["score"]) for row in course.read_grades(root)}
-    return {"notebooks": len(ids), "seconds": seconds, "jobs": os.cpu_count(), "scores": scores}
+    result = {"jobs": os.cpu_count()}
+    for label in ("seconds", "unsandboxed_s"):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = _scratch_course(Path(tmp))
+            ids = course.assignments(root)
+            for aid in ids:
+                folder = root / "submitted" / "student" / aid
+                folder.mkdir(parents=True)
+                nbformat.write(_answered(root, aid), folder / f"{aid}.ipynb")
+            if label == "unsandboxed_s":
+                os.environ[sandbox.NO_SANDBOX] = "1"
+            try:
+                seconds, summary = _timed(course.grade, root, ids)
+            finally:
+                os.environ.pop(sandbox.NO_SANDBOX, None)
+            if summary.failed or len(summary.graded) != len(ids):
+                raise RuntimeError(f"one student's notebooks did not all grade: {summary.failed}")
+            scores = {row["assignment"]: float(row["score"]) for row in course.read_grades(root)}
+        result[label] = seconds
+        result.setdefault("scores", scores)
+        result["same_scores"] = result["scores"] == scores
+    return result | {"notebooks": len(ids)}
 
 
 def bench_class(students: int) -> dict:
@@ -364,6 +375,14 @@ def table(results: dict) -> str:
             f"({one['jobs']} jobs, new gradebook, feedback and grades.csv included) "
             f"| {_fmt(one['seconds'], ' s')} | <= 60 s (six) |"
         )
+        if one.get("unsandboxed_s"):
+            rows.append(
+                f"| grading sandbox's cost, one student's {one['notebooks']} notebooks: "
+                f"sandboxed / not | {_fmt(one['seconds'], ' s')} / "
+                f"{_fmt(one['unsandboxed_s'], ' s')} "
+                f"({_fmt(100 * (one['seconds'] / one['unsandboxed_s'] - 1), ' %', 0)}) "
+                f"| <= 10 % |"
+            )
     grading = results.get("class")
     if grading:
         rows.append(
@@ -372,6 +391,13 @@ def table(results: dict) -> str:
             f"{_fmt(grading['sequential_autograde_s'], ' s')} "
             f"({_fmt(grading['speedup'], 'x', 2)}, same scores: {grading['same_scores']}) | |"
         )
+        if grading.get("unsandboxed_s"):
+            rows.append(
+                f"| grading sandbox's cost, class of {grading['students']}: sandboxed / not "
+                f"| {_fmt(grading['parallel_s'], ' s')} / {_fmt(grading['unsandboxed_s'], ' s')} "
+                f"({_fmt(100 * (grading['parallel_s'] / grading['unsandboxed_s'] - 1), ' %', 0)}, "
+                f"same scores: {grading['unsandboxed_same_scores']}) | <= 10 % |"
+            )
     layers = results.get("layers")
     if layers:
         for name, row in layers.items():

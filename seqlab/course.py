@@ -35,47 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbconvert.preprocessors import Preprocessor
 from tqdm.auto import tqdm
-from traitlets import Bool
+
+from seqlab import sandbox
 
 
 class CourseError(Exception):
     """A problem the instructor can fix; printed without a traceback."""
-
-
-class RedactHiddenTests(Preprocessor):
-    """nbgrader feedback preprocessor: hidden tests stay hidden.
-
-    In every test cell it removes the ``### BEGIN HIDDEN TESTS`` ...
-    ``### END HIDDEN TESTS`` region from the source and reduces error outputs
-    to ``ErrorName: message`` (an IPython traceback quotes the failing line and
-    its neighbours, which would reveal the hidden test). The grade, the
-    pass/fail mark and the message stay.
-    """
-
-    # nbconvert runs a registered preprocessor only when it is enabled
-    enabled = Bool(True).tag(config=True)
-
-    def preprocess_cell(self, cell, resources, index):
-        nbgrader = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not nbgrader.get("grade") or nbgrader.get("solution"):
-            return cell, resources
-        lines, hidden = [], False
-        for line in cell.source.split("\n"):
-            if "BEGIN HIDDEN TESTS" in line:
-                hidden = True
-            elif "END HIDDEN TESTS" in line:
-                hidden = False
-                lines.append("# (hidden tests)")
-            elif not hidden:
-                lines.append(line)
-        cell.source = "\n".join(lines)
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                name, message = output.get("ename", "Error"), output.get("evalue", "")
-                output["traceback"] = [f"{name}: {message}"]
-        return cell, resources
 
 
 # The most one submission may take to grade, all cells together (seconds).
@@ -280,6 +246,51 @@ class Summary:
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     # assignments whose exercises/ differ from what solutions/ releases
     stale: list[str] = field(default_factory=list)
+    # False when the kernels ran without the grading sandbox (--no-sandbox)
+    sandboxed: bool = True
+
+
+def require_sandbox() -> bool:
+    """Check, before anything is graded, that the grading sandbox starts here
+    (seqlab.sandbox); returns False when grading was asked to run without it."""
+    if not sandbox.enabled():
+        return False
+    try:
+        sandbox.check()
+    except sandbox.SandboxError as error:
+        raise CourseError(str(error)) from None
+    return True
+
+
+# What an answer cell has no business touching in these exercises. The sandbox keeps
+# a submission inside its own notebook; inside it, code that reaches for these can
+# still subvert its own tests, so the summary points the instructor at it.
+_SUSPICIOUS = {
+    "IPython's machinery": r"\bget_ipython\b|\bIPython\b",
+    "the interpreter's hooks": r"\bsys\s*\.\s*(settrace|setprofile|modules|meta_path|addaudithook)",
+    "object internals": r"\bctypes\b|\bgc\s*\.\s*get_refer|__setattr__|__dict__\s*\[",
+    "the course's checks": r"\bgrading\b|\bimportlib\b",
+    "built-ins": r"\bbuiltins\b|__builtins__",
+    "processes": r"\bos\s*\.\s*(fork|system|exec|spawn|kill|setsid)|\bsubprocess\b",
+    "the network": r"\bsocket\b|\burllib\b|\brequests\b|\bhttp\.client\b",
+}
+REVIEW = "review it by hand: its answers reach for "
+
+
+def review_flags(root: Path, aid: str, student: str) -> list[str]:
+    """What the answer cells of a submission reach for that an honest answer does not
+    (see _SUSPICIOUS); empty for an ordinary submission."""
+    found = []
+    for path in sorted((root / "submitted" / student / aid).glob("*.ipynb")):
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # not a notebook: its failure is reported already
+            continue
+        answers = "\n".join(
+            c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
+        )
+        found += [what for what, pattern in _SUSPICIOUS.items() if re.search(pattern, answers)]
+    return sorted(set(found))
 
 
 def submissions(root: Path, aid: str) -> list[str]:
@@ -372,7 +383,21 @@ def autograde(
 
 def _graded_since(root: Path, aid: str, student: str, started: float) -> bool:
     graded = list((root / "autograded" / student / aid).glob("*.ipynb"))
-    return bool(graded) and all(nb.stat().st_mtime >= started - 1 for nb in graded)
+    return bool(graded) and all(_run_since(nb, started) for nb in graded)
+
+
+def _run_since(notebook: Path, started: float) -> bool:
+    """Whether nbgrader wrote this autograded notebook since ``started`` *after running
+    it*: it writes it twice, sanitized (no cell run) before running it, then run,
+    with the grades saved before; a file being written is not finished either."""
+    try:
+        if notebook.stat().st_mtime < started - 1:
+            return False
+        cells = json.loads(notebook.read_text()).get("cells", [])
+    except (OSError, ValueError):  # removed (a failure) or half written
+        return False
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    return not code or any(c.get("execution_count") is not None for c in code)
 
 
 def _reason(log: str, returncode: int) -> str:
@@ -397,9 +422,17 @@ _KNOWN_FAILURES = (
 )
 
 
-def _autograde_batch(root: Path, aid: str, batch: list[str], everyone: list[str], jobs: int) -> str:
+def _autograde_batch(
+    root: Path,
+    aid: str,
+    batch: list[str],
+    everyone: list[str],
+    jobs: int,
+    threads: dict[str, str] | None = None,
+) -> str:
     """Autograde several submissions in one nbgrader process (its start-up, a few
-    seconds, is paid once); returns the log. The others are excluded by name."""
+    seconds, is paid once); returns the log. The others are excluded by name.
+    ``threads``: nbgrader's environment (default: the cores shared by ``jobs``)."""
     others = [s for s in everyone if s not in batch]
     args = ["autograde", aid, "--student", "*", "--force"]
     if others:
@@ -410,7 +443,7 @@ def _autograde_batch(root: Path, aid: str, batch: list[str], everyone: list[str]
             *args,
             check=False,
             timeout=SUBMISSION_LIMIT * len(batch),
-            threads=_threads_per_kernel(jobs),
+            threads=_threads_per_kernel(jobs) if threads is None else threads,
         )
     except subprocess.TimeoutExpired:
         return ""
@@ -465,7 +498,7 @@ def grade(
     The assignments share the jobs: a class's submissions of one chapter are
     split into ``jobs`` batches (one nbgrader process each, its start-up paid
     once per batch), and one student's chapters are graded side by side."""
-    summary = Summary()
+    summary = Summary(sandboxed=require_sandbox())
     jobs = jobs or os.cpu_count() or 1
     everyone = {aid: submissions(root, aid) for aid in ids or assignments(root)}
     todo = {}
@@ -513,6 +546,9 @@ def grade(
                 summary.failed.append((aid, student, why))
             if note:
                 summary.notes.append((aid, student, note))
+    for aid, student in summary.graded:
+        if flags := review_flags(root, aid, student):
+            summary.notes.append((aid, student, REVIEW + ", ".join(flags)))
     # feedback again where nothing was new too: it shows manual grades given since
     for aid, people in everyone.items():
         if people:
@@ -756,7 +792,15 @@ def read_grades(root: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+NOT_ISOLATED = (
+    "WARNING: GRADED WITHOUT THE SANDBOX (--no-sandbox): the submissions' code ran as you, "
+    "with your files, the gradebook and every other submission within its reach"
+)
+
+
 def _print_summary(root: Path, summary: Summary) -> None:
+    if not summary.sandboxed:
+        print(NOT_ISOLATED)
     for aid in summary.stale:
         print(
             f"warning: exercises/{aid} differs from what solutions/{aid} releases; run make release"
@@ -785,6 +829,8 @@ def _print_summary(root: Path, summary: Summary) -> None:
         for name, (mean, top, _) in means.items():
             print(f"  {name:32} {mean:5.2f} / {top:g}")
     print(f"grades written to {root / 'grades.csv'}; feedback in {root / 'feedback'}")
+    if not summary.sandboxed:
+        print(NOT_ISOLATED)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -799,6 +845,11 @@ def main(argv: list[str] | None = None) -> int:
     p_grade.add_argument("--zip", type=Path, help="a zip of LMS downloads to collect first")
     p_grade.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
     p_grade.add_argument("--regrade", action="store_true", help="grade unchanged submissions again")
+    p_grade.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the kernels without the grading sandbox: for trusted code only",
+    )
     p_grade.add_argument(
         "--cluster",
         metavar="ADDRESS",
@@ -816,6 +867,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in release(root, args.ids or None):
                 print(f"released {path.relative_to(root)}")
         elif args.command == "grade":
+            if args.no_sandbox:  # nbgrader_config.py, here and in every nbgrader run, reads it
+                os.environ[sandbox.NO_SANDBOX] = "1"
             if args.zip:
                 if not args.assignment or len(args.assignment) != 1:
                     raise CourseError("--zip needs exactly one --assignment ID")

@@ -21,26 +21,60 @@ into seqlab are always forbidden. A hidden test then reads::
     got = grading.call(student_fn, *inputs, forbid="student_fn")
     grading.assert_close(got, expected, "what was checked")
 
-:class:`seqlab.course.RedactHiddenTests` keeps the hidden tests' source out
+:class:`seqlab.nbgrader_plugins.RedactHiddenTests` keeps the hidden tests' source out
 of the feedback that students receive.
+
+The tables the checks rely on (:data:`FORBIDDEN`, the seqlab files an answer
+may run through, the watched list) are immutable (a ``MappingProxyType`` of
+tuples, a frozenset, tuples), and :func:`verify_untampered` holds, in its
+closure, the module object, a copy of its namespace and of every table's
+content, and the code, defaults and class entries of this module's
+functions, taken at import. It fails when an answer rebinds, deletes or adds a
+name here (through ``setattr``, ``del``, ``object.__setattr__`` or
+``vars(grading)``), mutates a table (the dict under ``FORBIDDEN`` is reachable
+with ``gc.get_referents``), swaps a function's ``__code__`` or defaults,
+replaces ``sys.modules["seqlab.grading"]``, or rebinds a stdlib helper the
+checks use (``inspect.unwrap``, ``os.path.abspath``,
+``importlib.import_module``). :func:`call` reads the forbidden callables from
+that private copy, never from the module's ``FORBIDDEN``. As a first line,
+the module refuses attribute assignment and deletion, and so
+``importlib.reload``, which sets ``__spec__`` before it runs the module again.
+
+What checks inside the student's kernel cannot guarantee: an answer with full
+Python can still replace the entry points themselves (rebind the notebook's
+``grading`` name, rewrite the ``__code__`` or closure cells of
+:func:`verify_untampered`, set the module's class back with
+``object.__setattr__`` and run it again in its own namespace), reach the
+profiler's state from inside :func:`call` (``sys.getprofile()``, a traceback's
+frames) or write memory with ``ctypes``. These checks catch the answers that
+change what the real checks see; running the student's kernel in the OS
+sandbox, grading outside it and redacting the feedback are the layers that
+hold against the rest.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import importlib.util
 import inspect
+import itertools
 import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 
 import numpy
 import numpy.testing
 import torch
 import torch.testing
+
+if "verify_untampered" in globals():  # run again in its own namespace (exec_module, exec)
+    raise ImportError("seqlab.grading runs once per kernel; answers may not run it again")
 
 # Built-ins that do the whole job of a graded function. Dotted paths are
 # resolved lazily; a path that does not exist in this torch version is skipped.
@@ -74,7 +108,21 @@ _TORCH_ATTENTION = (
     "torch._triton_multi_head_attention",
 )
 
-FORBIDDEN: dict[str, tuple[str, ...]] = {
+# chapter 6: gpt_prompting. Hugging Face's logits warpers do sample_next_token's top-k and
+# temperature on plain tensors; they are listed only where transformers is installed
+# (resolving a path imports its top module). Its scorers work on its own models only, so
+# completion_logprob and rank_choices forbid seqlab's reference versions alone.
+_HF_WARPERS = (
+    tuple(
+        f"transformers.generation.logits_process.{name}.__call__"
+        for name in ("TopKLogitsWarper", "TemperatureLogitsWarper", "TopPLogitsWarper",
+                     "MinPLogitsWarper", "LogitsProcessorList")
+    )  # fmt: skip
+    if importlib.util.find_spec("transformers") is not None
+    else ()
+)
+# Read-only: answers run in the same kernel (see verify_untampered).
+FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     # chapter 1: rnn_gradients
     "rnn_step": _TORCH_RNN,
     "rnn_forward": _TORCH_RNN,
@@ -120,28 +168,11 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "torch.nn.TransformerDecoder.forward", "torch.nn.TransformerEncoderLayer.forward",
         "torch.nn.TransformerDecoderLayer.forward", "torch._transformer_encoder_layer_fwd",
     ),  # fmt: skip
-}
-
-# chapter 6: gpt_prompting. Hugging Face's logits warpers do sample_next_token's top-k and
-# temperature on plain tensors; they are listed only where transformers is installed
-# (resolving a path imports its top module). Its scorers work on its own models only, so
-# completion_logprob and rank_choices forbid seqlab's reference versions alone.
-_HF_WARPERS = (
-    tuple(
-        f"transformers.generation.logits_process.{name}.__call__"
-        for name in ("TopKLogitsWarper", "TemperatureLogitsWarper", "TopPLogitsWarper",
-                     "MinPLogitsWarper", "LogitsProcessorList")
-    )  # fmt: skip
-    if importlib.util.find_spec("transformers") is not None
-    else ()
-)
-FORBIDDEN.update(
-    {
-        "sample_next_token": _HF_WARPERS,
-        "completion_logprob": (),
-        "rank_choices": (),
-    }
-)
+    # chapter 6: gpt_prompting
+    "sample_next_token": _HF_WARPERS,
+    "completion_logprob": (),
+    "rank_choices": (),
+})  # fmt: skip
 
 
 class DelegationError(AssertionError):
@@ -149,7 +180,7 @@ class DelegationError(AssertionError):
 
 
 class TamperingError(AssertionError):
-    """The notebook changed a function that the tests rely on."""
+    """The notebook changed a function or a table that the tests rely on."""
 
 
 _SEQLAB_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -157,52 +188,29 @@ _SEQLAB_DIR = os.path.dirname(os.path.abspath(__file__))
 # checks themselves) and the device/seed helpers.
 # seqlab.device() and seqlab.seed() are open to students (env.py, reached through
 # the package's lazy __getattr__ in __init__.py)
-_SEQLAB_ALLOWED = {
+_SEQLAB_ALLOWED = frozenset(
     os.path.join(_SEQLAB_DIR, name) for name in ("grading.py", "env.py", "__init__.py")
-}
+)
 
 # What the snapshot covers: (label, object, names or None for all callables).
 # IPython rebinds a few builtins and sys hooks around every cell, so those two
-# are watched by name.
+# are watched by name, as are the stdlib helpers that the checks below call.
 _WATCHED = (
     (
         "builtins",
         builtins,
         (
-            "abs",
-            "all",
-            "any",
-            "bool",
-            "callable",
-            "dict",
-            "float",
-            "getattr",
-            "hasattr",
-            "id",
-            "int",
-            "isinstance",
-            "issubclass",
-            "len",
-            "list",
-            "map",
-            "max",
-            "min",
-            "next",
-            "range",
-            "repr",
-            "round",
-            "set",
-            "setattr",
-            "sorted",
-            "str",
-            "sum",
-            "tuple",
-            "type",
-            "zip",
-            "__import__",
+            "abs", "all", "any", "bool", "callable", "dict", "float", "frozenset", "getattr",
+            "hasattr", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map",
+            "max", "min", "next", "range", "repr", "round", "set", "setattr", "sorted", "str",
+            "sum", "tuple", "type", "vars", "zip", "__import__",
         ),
     ),
-    ("sys", sys, ("getprofile", "setprofile", "gettrace", "settrace")),
+    ("sys", sys, ("getprofile", "setprofile", "gettrace", "settrace", "modules")),
+    ("inspect", inspect, ("unwrap", "isfunction", "ismethod", "getattr_static")),
+    ("os.path", os.path, ("abspath", "basename", "dirname", "join")),
+    ("importlib", importlib, ("import_module", "reload")),
+    ("threading", threading, ("setprofile",)),
     ("math", math, None),
     ("torch", torch, None),
     ("torch.Tensor", torch.Tensor, None),
@@ -212,22 +220,37 @@ _WATCHED = (
     ("numpy", numpy, None),
     ("numpy.linalg", numpy.linalg, None),
     ("numpy.testing", numpy.testing, None),
-)
+)  # fmt: skip
+
+# Pristine references used by the checks below, taken before any answer runs.
+_allclose = torch.allclose
+_equal = torch.equal
+_isinstance = builtins.isinstance
+_type = builtins.type
+_getattr = builtins.getattr
+_vars = builtins.vars
+_callable = builtins.callable
+_getprofile, _setprofile = sys.getprofile, sys.setprofile
+_threading_setprofile = threading.setprofile
+_abspath, _basename = os.path.abspath, os.path.basename
+_unwrap, _isfunction, _ismethod = inspect.unwrap, inspect.isfunction, inspect.ismethod
+_getattr_static = inspect.getattr_static
+_import_module = importlib.import_module
 
 
 def _attributes(obj, names) -> dict[str, object]:
     """The callables an object offers. For a class, the raw entries of every class
     in its method resolution order, so that shadowing an inherited method shows."""
     if names is not None:
-        return {name: getattr(obj, name, None) for name in names}
-    if isinstance(obj, type):
+        return {name: _vars(obj).get(name) for name in names}
+    if _isinstance(obj, type):
         return {
             f"{cls.__name__}.{name}": value
             for cls in obj.__mro__[:-1]
-            for name, value in list(vars(cls).items())
-            if callable(value) or hasattr(value, "__get__")
+            for name, value in list(_vars(cls).items())
+            if _callable(value) or hasattr(value, "__get__")
         }
-    return {name: value for name, value in list(vars(obj).items()) if callable(value)}
+    return {name: value for name, value in list(_vars(obj).items()) if _callable(value)}
 
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
@@ -236,110 +259,79 @@ _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 def _torch_rewrap(current, original) -> bool:
     """True when torch itself wrapped ``original``: importing torch._dynamo, which
     torch does lazily, replaces torch.manual_seed by a wrapper defined in torch."""
-    code = getattr(current, "__code__", None)
+    code = _getattr(current, "__code__", None)
     return (
         code is not None
-        and os.path.abspath(code.co_filename).startswith(_TORCH_DIR)
-        and inspect.unwrap(current) is original
+        and _abspath(code.co_filename).startswith(_TORCH_DIR)
+        and _unwrap(current) is original
     )
-
-
-def _make_verifier(snapshot, own_names):
-    """Build verify_untampered with the snapshot held in its closure, out of the module's way."""
-
-    def verify_untampered() -> None:
-        """Fail if a watched function or one of this module's own names was rebound."""
-        changed = []
-        for label, obj, names in _WATCHED_CONST:
-            current = _attributes(obj, names)
-            for name, original in snapshot[label].items():
-                if current.get(name) is not original and not _torch_rewrap(
-                    current.get(name), original
-                ):
-                    changed.append(f"{label}.{name}")
-            if isinstance(obj, type):  # a new entry on a class shadows an inherited one
-                changed.extend(
-                    f"{label}.{name}" for name in current.keys() - snapshot[label].keys()
-                )
-        module_dict = sys.modules[__name__].__dict__
-        for name, original in own_names.items():
-            if module_dict.get(name) is not original:
-                changed.append(f"seqlab.grading.{name}")
-        if changed:
-            raise TamperingError(
-                "the notebook replaced functions that the tests rely on: "
-                + ", ".join(sorted(changed)[:8])
-                + ". Answers that change the course's checks earn no points."
-            )
-
-    return verify_untampered
-
-
-_WATCHED_CONST = _WATCHED
-_OWN: dict[str, object] = {}  # this module's callables, filled in at the end of the module
-verify_untampered = _make_verifier(
-    {label: _attributes(obj, names) for label, obj, names in _WATCHED}, _OWN
-)
-
-# Pristine references used by the checks below, taken before any answer runs.
-_allclose = torch.allclose
-_equal = torch.equal
-_isinstance = builtins.isinstance
-_type = builtins.type
-_getprofile, _setprofile = sys.getprofile, sys.setprofile
-_threading_setprofile = threading.setprofile
 
 
 def _resolve(path: str):
     module_name, _, attr_path = path.partition(".")
-    obj = importlib.import_module(module_name)
+    obj = _import_module(module_name)
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             try:
-                obj = importlib.import_module(f"{obj.__name__}.{part}")
+                obj = _import_module(f"{obj.__name__}.{part}")
             except (ImportError, AttributeError):
                 return None
         else:
-            obj = getattr(obj, part)
+            obj = _getattr(obj, part)
     return obj
 
 
-class _Forbidden:
-    """The callables one graded function may not reach, in three forms the profiler sees."""
+class _Forbidden(NamedTuple):
+    """The callables one graded function may not reach, in three forms the profiler sees.
 
-    def __init__(self, paths: Iterable[str]):
-        self.c_functions: dict[int, str] = {}  # id of a C function -> its dotted path
-        self.tensor_methods: dict[str, str] = {}  # name of a torch.Tensor method -> dotted path
-        self.codes: dict[object, str] = {}  # code object of a Python function -> dotted path
+    A tuple, so that an answer that reaches it from inside :func:`call` cannot edit it.
+    """
+
+    c_functions: tuple[tuple[int, str], ...]  # (id of a C function, its dotted path)
+    tensor_methods: tuple[tuple[str, str], ...]  # (name of a torch.Tensor method, path)
+    codes: tuple[tuple[object, str], ...]  # (code object of a Python function, path)
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> _Forbidden:
+        c_functions, tensor_methods, codes = [], [], []
         for path in paths:
             obj = _resolve(path)
             if obj is None:
                 continue
             if path.startswith("torch.Tensor."):
-                self.tensor_methods[path.rsplit(".", 1)[1]] = path
-            elif inspect.isfunction(obj) or inspect.ismethod(obj):
-                self.codes[inspect.unwrap(obj).__code__] = path
+                tensor_methods.append((path.rsplit(".", 1)[1], path))
+            elif _isfunction(obj) or _ismethod(obj):
+                codes.append((_unwrap(obj).__code__, path))
             else:
-                self.c_functions[id(obj)] = path
-                name = getattr(obj, "__name__", None)
+                c_functions.append((id(obj), path))
+                name = _getattr(obj, "__name__", None)
                 # torch.matrix_power and Tensor.matrix_power are the same kernel
                 if name and hasattr(torch.Tensor, name):
-                    self.tensor_methods[name] = path
+                    tensor_methods.append((name, path))
+        return cls(tuple(c_functions), tuple(tensor_methods), tuple(codes))
 
     def match(self, frame, event: str, arg) -> str | None:
         if event == "c_call":
-            path = self.c_functions.get(id(arg))
-            if path is None and _isinstance(getattr(arg, "__self__", None), torch.Tensor):
-                path = self.tensor_methods.get(getattr(arg, "__name__", ""))
+            path = _lookup(self.c_functions, id(arg))
+            if path is None and _isinstance(_getattr(arg, "__self__", None), torch.Tensor):
+                path = _lookup(self.tensor_methods, _getattr(arg, "__name__", ""))
             return path
         if event == "call":
             code = frame.f_code
-            if code in self.codes:
-                return self.codes[code]
-            filename = os.path.abspath(code.co_filename)
+            path = _lookup(self.codes, code)
+            if path is not None:
+                return path
+            filename = _abspath(code.co_filename)
             if filename.startswith(_SEQLAB_DIR + os.sep) and filename not in _SEQLAB_ALLOWED:
-                return f"seqlab ({os.path.basename(filename)}: {code.co_name})"
+                return f"seqlab ({_basename(filename)}: {code.co_name})"
         return None
+
+
+def _lookup(pairs: tuple, key) -> str | None:
+    for k, path in pairs:
+        if k == key:
+            return path
+    return None
 
 
 def _tensors_in(value) -> list[torch.Tensor]:
@@ -364,11 +356,11 @@ def _structure(value):
 
 def _code_of(fn):
     """The code object a call of ``fn`` runs (function, bound method or callable object)."""
-    fn = inspect.unwrap(getattr(fn, "__func__", fn))
-    code = getattr(fn, "__code__", None)
+    fn = _unwrap(_getattr(fn, "__func__", fn))
+    code = _getattr(fn, "__code__", None)
     if code is None:
-        call_method = inspect.getattr_static(_type(fn), "__call__", None)
-        code = getattr(getattr(call_method, "__func__", call_method), "__code__", None)
+        call_method = _getattr_static(_type(fn), "__call__", None)
+        code = _getattr(_getattr(call_method, "__func__", call_method), "__code__", None)
     return code
 
 
@@ -376,7 +368,8 @@ def call(fn: Callable, *args, forbid: str, trusted: Iterable[Callable] = (), **k
     """Run a student's function under the grader's watch and return its result.
 
     Fails with :class:`DelegationError` if, while running, it calls one of
-    ``FORBIDDEN[forbid]`` or any seqlab function, or switches the watch off;
+    ``FORBIDDEN[forbid]`` (as copied at import) or any seqlab function, or
+    switches the watch off or edits its record;
     with an AssertionError if it modifies a tensor or list it was given.
     trusted: callables the test hands to the answer (a seqlab decoder's step
     function): while one of them runs, together with everything it calls,
@@ -385,18 +378,20 @@ def call(fn: Callable, *args, forbid: str, trusted: Iterable[Callable] = (), **k
     may hand them plain tensors only (a subclass's ``__torch_function__`` would
     run the answer's code inside them, unwatched).
     """
-    verify_untampered()
-    if not callable(fn):
+    if not _callable(fn):
         raise AssertionError(f"{forbid} should be a function, got {_type(fn).__name__}")
-    trusted_codes = {code for code in map(_code_of, trusted) if code is not None}
+    trusted_codes = frozenset(code for code in map(_code_of, trusted) if code is not None)
     if _code_of(fn) in trusted_codes:
         raise DelegationError(f"{forbid} cannot be one of the trusted functions")
-    forbidden = _Forbidden(FORBIDDEN.get(forbid, ()))
+    forbidden = _Forbidden.of(_forbidden_paths(forbid))
     inputs = list(args) + list(kwargs.values())
     before = [t.detach().clone() for t in _tensors_in(inputs)]
     shape_before = _structure(inputs)
     hits: list[str] = []
+    tally = itertools.count()  # the hits again: an answer can empty a list, not rewind a count
     inside: list = []  # the frame of the trusted call now running, if any
+    # The answer can reach watch's closure (sys.getprofile()); this tuple is not in it.
+    watched_state = (forbidden, trusted_codes, hits, tally, inside)
 
     def watch(frame, event, arg):
         if inside:
@@ -411,8 +406,10 @@ def call(fn: Callable, *args, forbid: str, trusted: Iterable[Callable] = (), **k
             inside.append(frame)
             return
         path = forbidden.match(frame, event, arg)
-        if path is not None and path not in hits:
-            hits.append(path)
+        if path is not None:
+            next(tally)
+            if path not in hits:
+                hits.append(path)
 
     previous = _getprofile()
     _setprofile(watch)
@@ -425,6 +422,11 @@ def call(fn: Callable, *args, forbid: str, trusted: Iterable[Callable] = (), **k
         _threading_setprofile(None)
     if not still_watching:
         raise DelegationError(f"{forbid} switched off the grader's call tracking")
+    state_now = (forbidden, trusted_codes, hits, tally, inside)
+    if any(a is not b for a, b in zip(state_now, watched_state, strict=True)) or inside:
+        raise DelegationError(f"{forbid} changed the grader's call tracking")
+    if next(tally) and not hits:
+        raise DelegationError(f"{forbid} erased the grader's record of its forbidden calls")
     if hits:
         raise DelegationError(
             f"{forbid} hands its work to {', '.join(hits)}, which this exercise asks you "
@@ -454,7 +456,6 @@ def assert_tensor(got, what: str, shape=None, dtype=None, device=None) -> None:
 
 def assert_close(got, expected: torch.Tensor, what: str, rtol: float = 1e-6, atol: float = 1e-6):
     """Fail unless ``got`` has expected's shape, dtype and device and values within tolerance."""
-    verify_untampered()
     assert_tensor(got, what, expected.shape, expected.dtype, expected.device)
     got, expected = got.detach(), expected.detach()
     if not _allclose(got, expected, rtol=rtol, atol=atol):
@@ -467,7 +468,6 @@ def assert_close(got, expected: torch.Tensor, what: str, rtol: float = 1e-6, ato
 
 def assert_equal(got, expected: torch.Tensor, what: str) -> None:
     """Fail unless ``got`` equals ``expected`` exactly (shape, dtype, device and every bit)."""
-    verify_untampered()
     assert_tensor(got, what, expected.shape, expected.dtype, expected.device)
     if not _equal(got.detach(), expected.detach()):
         raise AssertionError(f"{what}: expected exactly the given values, unchanged")
@@ -483,8 +483,156 @@ def random_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-_OWN.update(
-    (name, value)
-    for name, value in list(globals().items())
-    if callable(value) and not name.startswith("__")
+class _SealedModule(types.ModuleType):
+    """This module's class once imported: it refuses attribute assignment and deletion.
+
+    A first line only (``object.__setattr__`` and ``vars(grading)`` go around it);
+    :func:`verify_untampered` is the check that counts.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        raise TamperingError(f"seqlab.grading is read-only (the notebook set {name})")
+
+    def __delattr__(self, name):
+        raise TamperingError(f"seqlab.grading is read-only (the notebook deleted {name})")
+
+
+def _guarded(check: Callable, verify: Callable) -> Callable:
+    """``check`` run between two calls of ``verify``, which it holds in its closure:
+    rebinding ``verify_untampered`` in this module's namespace cannot switch it off."""
+
+    @functools.wraps(check)
+    def guarded(*args, **kwargs):
+        verify()
+        result = check(*args, **kwargs)
+        verify()  # what the graded call itself may have changed
+        return result
+
+    return guarded
+
+
+def _make_guard(module: types.ModuleType, bound_names: tuple[str, str], checks: tuple[str, ...]):
+    """verify_untampered and the private copy of FORBIDDEN, with everything they
+    compare held in their closure: the module, its namespace, its tables' content,
+    its functions' code and defaults, and the watched callables.
+
+    ``bound_names``: the names the module binds the two returned functions to, so
+    that they are part of the namespace the verifier expects. ``checks``: the
+    functions hidden tests call, rebound here to run the verifier before and after.
+    """
+    namespace = vars(module)
+    modules, parent = sys.modules, sys.modules.get(module.__package__ or "")
+    child = module.__name__.rpartition(".")[2]
+    forbidden_copy = tuple((name, tuple(paths)) for name, paths in FORBIDDEN.items())
+    forbidden_table = namespace["FORBIDDEN"]
+    # (label, object, names, ((name, value), ...)): immutable, and taken before any answer
+    watched = _WATCHED + tuple(
+        (f"seqlab.grading.{name}", value, None)
+        for name, value in namespace.items()
+        if _isinstance(value, type) and value.__module__ == module.__name__
+    )
+    snapshot = tuple(
+        (label, obj, names, tuple(_attributes(obj, names).items()))
+        for label, obj, names in watched
+    )
+    # content copies of the tables, compared with the live ones on every check
+    tables = (
+        ("FORBIDDEN", forbidden_table, forbidden_copy),
+        ("_SEQLAB_ALLOWED", _SEQLAB_ALLOWED, tuple(sorted(_SEQLAB_ALLOWED))),
+        ("_WATCHED", _WATCHED, tuple((label, obj, names) for label, obj, names in _WATCHED)),
+    )
+    # the verifier reads nothing from the module's namespace, which an answer can edit
+    attributes, torch_rewrap = _attributes, _torch_rewrap
+    error, sealed = TamperingError, _SealedModule
+    isinstance_, type_, vars_, sorted_ = _isinstance, type, vars, sorted
+    tuple_, frozenset_, proxy = tuple, frozenset, types.MappingProxyType
+    module_name = module.__name__
+
+    def forbidden_paths(forbid: str) -> tuple[str, ...]:
+        """The dotted paths forbidden to ``forbid``, from the copy taken at import."""
+        for name, paths in forbidden_copy:
+            if name == forbid:
+                return paths
+        return ()
+
+    def verify_untampered() -> None:
+        """Fail if a watched function, one of this module's names or one of its
+        tables was rebound, deleted, added or edited since import."""
+        changed = []
+        if modules.get(module_name) is not module or type_(module) is not sealed:
+            changed.append("sys.modules['seqlab.grading']")
+        if parent is not None and vars_(parent).get(child, module) is not module:
+            changed.append("seqlab.grading")
+        for name, original in expected:
+            if namespace.get(name, changed) is not original:
+                changed.append(f"seqlab.grading.{name}")
+        changed.extend(
+            f"seqlab.grading.{name}"
+            for name in namespace
+            if name not in expected_names and name != "__warningregistry__"
+        )
+        for function, code, defaults, kwdefaults in functions:
+            if (
+                function.__code__ is not code
+                or function.__defaults__ is not defaults
+                or tuple_((function.__kwdefaults__ or {}).items()) != kwdefaults
+            ):
+                changed.append(f"seqlab.grading.{function.__qualname__}")
+        for name, table, content in tables:
+            now = table.items() if isinstance_(table, proxy) else table
+            if tuple_(sorted_(now) if name == "_SEQLAB_ALLOWED" else now) != content:
+                changed.append(f"the content of seqlab.grading.{name}")
+        for label, obj, names, originals in snapshot:
+            current = attributes(obj, names)
+            for name, original in originals:
+                value = current.get(name)
+                if value is not original and not torch_rewrap(value, original):
+                    changed.append(f"{label}.{name}")
+            if isinstance_(obj, type):  # a new entry on a class shadows an inherited one
+                known = frozenset_(name for name, _ in originals)
+                changed.extend(f"{label}.{name}" for name in current if name not in known)
+        if changed:
+            raise error(
+                "the notebook replaced functions or tables that the tests rely on: "
+                + ", ".join(sorted_(frozenset_(changed))[:8])
+                + ". Answers that change the course's checks earn no points."
+            )
+
+    for name in checks:
+        namespace[name] = _guarded(namespace[name], verify_untampered)
+    expected_namespace = dict(namespace)
+    expected_namespace.update(zip(bound_names, (verify_untampered, forbidden_paths), strict=True))
+    expected = tuple(expected_namespace.items())
+    expected_names = frozenset(expected_namespace)
+    functions = tuple(
+        (f, f.__code__, f.__defaults__, tuple((f.__kwdefaults__ or {}).items()))
+        for f in _own_functions(expected_namespace.values(), module.__name__)
+    )
+    if type(module) is not types.ModuleType:
+        raise TamperingError("seqlab.grading runs once per kernel; answers may not run it again")
+    module.__class__ = _SealedModule
+    return verify_untampered, forbidden_paths
+
+
+def _own_functions(values: Iterable[object], module_name: str) -> list:
+    """The Python functions defined in this module, its classes' methods included."""
+    found = []
+    for value in values:
+        if _getattr(value, "__module__", None) != module_name:
+            continue
+        members = list(_vars(value).values()) if _isinstance(value, type) else [value]
+        for member in members:
+            member = _getattr(member, "__func__", member)  # classmethod, staticmethod
+            while _isfunction(member):  # a guarded check, then the check it wraps
+                found.append(member)
+                member = _getattr(member, "__wrapped__", None)
+    return found
+
+
+verify_untampered, _forbidden_paths = _make_guard(
+    sys.modules[__name__],
+    ("verify_untampered", "_forbidden_paths"),
+    ("call", "assert_tensor", "assert_close", "assert_equal"),
 )

@@ -8,12 +8,13 @@ twice) is graded three ways, and every cell's score must be the same each time:
 * two ``make grade`` runs at once, each on half of the class, in two copies of
   the course sharing one gradebook on a PostgreSQL server the tests start;
 * ``make grade CLUSTER=...`` on a Dask cluster of two worker processes, one of
-  which is killed with SIGKILL while it grades.
+  which is killed with SIGKILL while it grades its batch, half way through.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -208,27 +209,59 @@ def test_cluster_mode_refuses_a_sqlite_gradebook(tmp_path):
     assert not (root / "autograded").exists()
 
 
-def _grading_in(pid: int) -> tuple[str | None, list[int]]:
-    """The student a worker process is grading (None if none) and the pids of what it
-    started for that (nbgrader and nbgrader's kernel)."""
+def test_batches_share_the_class_evenly_between_the_workers_threads():
+    students = [f"s{i:02d}" for i in range(40)]
+    assert [len(b) for b in cluster.batches(students, 2)] == [10, 10, 10, 10]  # at most 16
+    assert [len(b) for b in cluster.batches(students[:5], 2)] == [3, 2]
+    assert sorted(s for b in cluster.batches(students, 3) for s in b) == students
+
+
+def test_a_submission_counts_as_graded_only_once_nbgrader_wrote_it_run(tmp_path):
+    """nbgrader writes the autograded notebook twice: sanitized (no cell run), then run;
+    a worker killed between the two must not leave it marked as graded."""
+    folder = tmp_path / "autograded" / "ada" / AID
+    folder.mkdir(parents=True)
+    cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": []}
+    nb = {"cells": [cell | {"execution_count": None}], "metadata": {}, "nbformat": 4}
+    nb["nbformat_minor"] = 5
+    started = time.time()
+    (folder / f"{AID}.ipynb").write_text(json.dumps(nb))  # sanitized
+    assert not course._graded_since(tmp_path, AID, "ada", started)
+    (folder / f"{AID}.ipynb").write_text(json.dumps(nb)[:-20])  # half written
+    assert not course._graded_since(tmp_path, AID, "ada", started)
+    nb["cells"] = [cell | {"execution_count": 1}]
+    (folder / f"{AID}.ipynb").write_text(json.dumps(nb))  # run
+    assert course._graded_since(tmp_path, AID, "ada", started)
+    assert not course._graded_since(tmp_path, AID, "ada", started + 60)  # an earlier run's
+
+
+def _grading_in(pid: int, students: list[str]) -> tuple[set[str], list[int]]:
+    """The students a worker process's nbgrader is grading (its batch: everyone but
+    those it excludes; none when it runs no nbgrader) and the pids of what the
+    worker started for that (nbgrader and nbgrader's kernel)."""
     import psutil
 
+    exclude = "--CourseDirectory.student_id_exclude="
     try:
         procs = psutil.Process(pid).children(recursive=True)
         for p in procs:
             cmd = p.cmdline()
             if "autograde" in cmd and "--student" in cmd:
-                return cmd[cmd.index("--student") + 1], [q.pid for q in procs]
+                student = cmd[cmd.index("--student") + 1]
+                excluded = ",".join(a.split("=", 1)[1] for a in cmd if a.startswith(exclude))
+                others = set(excluded.split(","))
+                batch = set(students) - others if student == "*" else {student}
+                return batch, [q.pid for q in procs]
     except psutil.NoSuchProcess:
         pass
-    return None, []
+    return set(), []
 
 
 @pytest.fixture(scope="module")
 def cluster_run(server, reference, tmp_path_factory):
     """The class graded on a local Dask cluster (a scheduler and two worker processes);
-    a worker is killed with SIGKILL while it runs nbgrader, once a first submission
-    is graded."""
+    a worker is killed with SIGKILL while it runs nbgrader, once it has graded part
+    of its batch and not the rest."""
     import psutil
     from distributed import Client, LocalCluster
 
@@ -265,9 +298,9 @@ def cluster_run(server, reference, tmp_path_factory):
                 if not graded:
                     continue
                 for pid in pids.values():
-                    student, tree = _grading_in(pid)
-                    if student is not None and student not in graded:
-                        victim = (pid, student, tree, set(graded))
+                    batch, tree = _grading_in(pid, students)
+                    if batch & graded and batch - graded:
+                        victim = (pid, batch - graded, tree, set(graded), batch & graded)
                         before = {
                             s: (root / "autograded" / s / AID / f"{AID}.ipynb").stat().st_mtime
                             for s in graded
@@ -318,12 +351,12 @@ def test_cluster_scores_equal_local_mode_although_a_worker_was_killed(cluster_ru
 
 def test_the_killed_workers_submission_is_graded_once_and_nothing_twice(cluster_run):
     root, url = cluster_run["root"], cluster_run["url"]
-    _, victim, _, graded_before = cluster_run["victim"]
+    killed, unfinished, _, graded_before, finished = cluster_run["victim"]
     assert not cluster_run["orphans"], "nbgrader outlived the worker that started it"
-    # one task record per submission: the killed try never reported, its retry did
-    records = cluster_run["records"]
-    assert sorted(r["student"] for r in records) == cluster_run["students"]
-    assert course.is_graded(root, AID, victim)
+    # one record per submission: the killed try of the batch never reported, its retry did
+    records = {r["student"]: r for r in cluster_run["records"]}
+    assert sorted(r["student"] for r in cluster_run["records"]) == cluster_run["students"]
+    assert all(course.is_graded(root, AID, s) for s in unfinished)
     # one submission per student in the gradebook
     assert _submission_rows(url) == cluster_run["students"]
     # what was graded before the kill was not graded again
@@ -331,9 +364,12 @@ def test_the_killed_workers_submission_is_graded_once_and_nothing_twice(cluster_
         assert student in graded_before
         path = root / "autograded" / student / AID / f"{AID}.ipynb"
         assert path.stat().st_mtime == mtime, f"{student} was graded twice"
-    # the killed worker's task ran again in another worker process
-    retry = next(r for r in records if r["student"] == victim)
-    assert retry["pid"] != cluster_run["victim"][0] and retry["status"] == "graded"
+    # the killed worker's batch ran again in another worker process, which graded what
+    # the killed one had not finished and skipped what it had
+    for student in unfinished:
+        assert records[student]["pid"] != killed and records[student]["status"] == "graded"
+    for student in finished:
+        assert records[student]["pid"] != killed and records[student]["status"] == "unchanged"
 
 
 def test_grading_again_on_the_cluster_grades_nothing(cluster_run):

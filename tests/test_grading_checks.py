@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqlab import grading
-from seqlab.course import RedactHiddenTests
+from seqlab.nbgrader_plugins import RedactHiddenTests
 
 
 def _norms(W, k):
@@ -31,8 +31,9 @@ def _norms(W, k):
         (torch, "tanh"),
         (torch.Tensor, "__sub__"),
         (math, "isclose"),
-        (grading, "assert_close"),
-        (grading, "call"),
+        (grading._Forbidden, "match"),
+        (__import__("inspect"), "unwrap"),
+        (__import__("os").path, "abspath"),
     ],
 )
 def test_rebinding_a_checked_function_is_reported_as_tampering(monkeypatch, target):
@@ -300,3 +301,174 @@ def test_forbidden_losses_for_sequence_nll():
     for answer in (with_cross_entropy, with_nll_loss):
         with pytest.raises(grading.DelegationError, match="nll_loss|cross_entropy"):
             grading.call(answer, logits, targets, 0, forbid="sequence_nll")
+
+
+# --- an answer cell that goes after the checks themselves ---------------------------------
+
+
+def _delegates_to_matrix_power(W, k):
+    return torch.stack(
+        [torch.linalg.matrix_norm(torch.linalg.matrix_power(W, i), 2) for i in range(1, k + 1)]
+    )
+
+
+@pytest.fixture
+def restored_grading():
+    """The module as imported, put back after an attack (through the back doors it used)."""
+    import gc
+    import sys
+    import types
+
+    namespace, forbidden = dict(vars(grading)), dict(grading.FORBIDDEN)
+    module_class = type(grading)
+    functions = [grading._resolve, grading.call.__wrapped__]
+    internals = [(f.__code__, f.__defaults__, dict(f.__kwdefaults__ or {})) for f in functions]
+    yield
+    for f, (code, defaults, kwdefaults) in zip(functions, internals, strict=True):
+        f.__code__, f.__defaults__, f.__kwdefaults__ = code, defaults, kwdefaults or None
+    underlying = gc.get_referents(namespace["FORBIDDEN"])[0]
+    underlying.clear()
+    underlying.update(forbidden)
+    vars(grading).clear()
+    vars(grading).update(namespace)
+    types.ModuleType.__setattr__(grading, "__class__", module_class)
+    sys.modules["seqlab.grading"] = grading
+    grading.verify_untampered()
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        lambda: setattr(grading, "FORBIDDEN", {}),
+        lambda: setattr(grading, "verify_untampered", lambda: None),
+        lambda: delattr(grading, "_SEQLAB_ALLOWED"),
+        lambda: setattr(grading, "__class__", type("Open", (type(grading),), {})),
+    ],
+    ids=["rebind_table", "rebind_verifier", "delete_table", "swap_class"],
+)
+def test_assigning_or_deleting_a_name_of_the_grading_module_is_refused(restored_grading, attack):
+    with pytest.raises(grading.TamperingError, match="read-only"):
+        attack()
+    grading.verify_untampered()
+
+
+def _emptied_forbidden_table():
+    import gc
+
+    gc.get_referents(grading.FORBIDDEN)[0]["matrix_power_norms"] = ()
+
+
+def _class_reset_then_rebind():
+    import types
+
+    object.__setattr__(grading, "__class__", types.ModuleType)
+    grading.FORBIDDEN = {}
+
+
+@pytest.mark.parametrize(
+    "attack, reported",
+    [
+        (lambda: object.__setattr__(grading, "FORBIDDEN", {}), "FORBIDDEN"),
+        (lambda: vars(grading).__setitem__("FORBIDDEN", {}), "FORBIDDEN"),
+        (lambda: vars(grading).pop("_SEQLAB_ALLOWED"), "_SEQLAB_ALLOWED"),
+        (lambda: vars(grading).__setitem__("_WATCHED", ()), "_WATCHED"),
+        (lambda: vars(grading).__setitem__("_TORCH_DIR", "/"), "_TORCH_DIR"),
+        (lambda: vars(grading).__setitem__("os", None), "grading.os"),
+        (_emptied_forbidden_table, "content of seqlab.grading.FORBIDDEN"),
+        (lambda: vars(grading).__setitem__("isinstance", lambda *a: True), "isinstance"),
+        (lambda: vars(grading).__setitem__("_resolve", lambda path: None), "_resolve"),
+        (lambda: vars(grading).__setitem__("_Forbidden", None), "_Forbidden"),
+        (lambda: setattr(grading._resolve, "__code__", (lambda path: None).__code__), "_resolve"),
+        (lambda: grading.call.__wrapped__.__kwdefaults__.update(trusted=(_norms,)), "call"),
+        (_class_reset_then_rebind, "sys.modules"),
+    ],
+    ids=[
+        "object_setattr", "module_dict", "module_dict_delete", "watched_list", "torch_dir",
+        "imported_module", "gc_referents", "shadowed_builtin", "resolve", "forbidden_class",
+        "function_code", "function_defaults", "class_reset",
+    ],
+)  # fmt: skip
+def test_changing_a_table_or_a_function_through_a_back_door_is_reported(
+    restored_grading, attack, reported
+):
+    attack()
+    with pytest.raises(grading.TamperingError, match=reported):
+        grading.verify_untampered()
+    # and the checks a hidden test calls refuse to run
+    with pytest.raises(grading.TamperingError):
+        grading.call(_delegates_to_matrix_power, torch.randn(3, 3), 2, forbid="matrix_power_norms")
+
+
+def test_emptying_forbidden_then_delegating_earns_nothing(restored_grading):
+    """The hostile answer cell that was reported: FORBIDDEN emptied, then torch's built-in."""
+    vars(grading)["FORBIDDEN"] = {}
+    W = torch.randn(3, 3)
+    with pytest.raises(grading.TamperingError, match="FORBIDDEN"):
+        grading.call(_delegates_to_matrix_power, W, 2, forbid="matrix_power_norms")
+    # with the verifier also rebound in the namespace, the hidden test's call still holds
+    # the real one, and the forbidden callables come from the copy taken at import
+    vars(grading)["verify_untampered"] = lambda: None
+    with pytest.raises(grading.TamperingError, match="verify_untampered"):
+        grading.call(_delegates_to_matrix_power, W, 2, forbid="matrix_power_norms")
+    assert "torch.linalg.matrix_power" in grading._forbidden_paths("matrix_power_norms")
+
+
+def test_the_module_cannot_be_reloaded_or_run_again(restored_grading):
+    import importlib
+
+    with pytest.raises(grading.TamperingError, match="read-only"):
+        importlib.reload(grading)
+    grading.verify_untampered()  # refused before anything was run again
+    with pytest.raises(ImportError, match="runs once per kernel"):
+        grading.__spec__.loader.exec_module(grading)
+
+
+def test_replacing_the_module_in_sys_modules_or_the_package_is_reported(
+    restored_grading, monkeypatch
+):
+    import sys
+    import types
+
+    import seqlab
+
+    monkeypatch.setitem(sys.modules, "seqlab.grading", types.ModuleType("seqlab.grading"))
+    with pytest.raises(grading.TamperingError, match="sys.modules"):
+        grading.verify_untampered()
+    monkeypatch.undo()
+    monkeypatch.setitem(vars(seqlab), "grading", types.ModuleType("seqlab.grading"))
+    with pytest.raises(grading.TamperingError, match="seqlab.grading"):
+        grading.verify_untampered()
+
+
+def test_an_answer_that_erases_the_record_of_its_forbidden_calls_fails():
+    import sys
+
+    def erases_the_record(W, k):
+        out = _delegates_to_matrix_power(W, k)
+        for cell in sys.getprofile().__closure__:  # the grader's watch, and its state
+            if isinstance(cell.cell_contents, list):
+                cell.cell_contents.clear()
+        return out
+
+    def swaps_the_record(W, k):
+        out = _delegates_to_matrix_power(W, k)
+        for cell in sys.getprofile().__closure__:
+            if isinstance(cell.cell_contents, list):
+                cell.cell_contents = []
+        return out
+
+    W = torch.randn(3, 3)
+    with pytest.raises(grading.DelegationError, match="erased"):
+        grading.call(erases_the_record, W, 2, forbid="matrix_power_norms")
+    with pytest.raises(grading.DelegationError, match="changed the grader's call tracking"):
+        grading.call(swaps_the_record, W, 2, forbid="matrix_power_norms")
+
+
+def test_the_tables_are_immutable_and_an_honest_answer_still_passes():
+    with pytest.raises(TypeError):
+        grading.FORBIDDEN["matrix_power_norms"] = ()  # type: ignore[index]
+    assert isinstance(grading._SEQLAB_ALLOWED, frozenset)
+    assert all(isinstance(paths, tuple) for paths in grading.FORBIDDEN.values())
+    grading.verify_untampered()
+    W = torch.randn(4, 4, dtype=torch.float64)
+    grading.assert_close(grading.call(_norms, W, 3, forbid="matrix_power_norms"), _norms(W, 3), "x")
