@@ -1,6 +1,7 @@
 """`make bench`: the course measured end to end, in one run, on the machine it runs on.
 
-    python bench/run.py [--students 100] [--skip book,exercises,class,layers,decoding,generation]
+    python bench/run.py [--students 100] [--cluster-students 40]
+                        [--skip book,exercises,class,cluster,layers,decoding,generation]
 
 Writes bench/results.json (every figure) and bench/results.md (the table the
 README shows between its ``bench`` markers). Chapters that are not written yet
@@ -11,9 +12,12 @@ Sections:
   cached rebuild; seconds each chapter took to execute (from jupyter-cache);
 * exercises: each exercise, answered with its solution, run top to bottom;
   autograding that submission (``make grade``'s code, one at a time); one
-  student's six notebooks graded by one ``make grade``;
-  a class of N chapter-1 submissions, ``make grade`` against nbgrader's
-  sequential ``nbgrader autograde`` (bench/grade_class.py);
+  student's six notebooks graded by one ``make grade``, in the grading sandbox
+  and without it;
+* class: N chapter-1 submissions, ``make grade`` (in the sandbox and without
+  it) against nbgrader's sequential ``nbgrader autograde`` (bench/grade_class.py);
+* cluster: a class graded locally and on a local Dask cluster of two workers,
+  seconds per submission per worker (bench/grade_cluster.py; needs PostgreSQL);
 * layers: seqlab's explicit layers, and their fast paths, against torch's
   built-ins, forward and forward+backward, as time ratios (seqlab / torch);
 * decoding: greedy and beam (size 5) sentences per second on chapter 3's
@@ -174,6 +178,29 @@ def bench_class(students: int) -> dict:
                 str(REPO / "bench" / "grade_class.py"),
                 "--students",
                 str(students),
+                "--out",
+                str(out),
+            ],
+            env=_env(),
+            check=True,
+            capture_output=True,
+        )
+        return json.loads(out.read_text())
+
+
+def bench_cluster(students: int) -> dict:
+    """bench/grade_cluster.py: the same class graded locally and on a local Dask cluster of
+    two workers (a scratch PostgreSQL gradebook), per submission and worker."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cluster.json"
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "bench" / "grade_cluster.py"),
+                "--students",
+                str(students),
+                "--workers",
+                "2",
                 "--out",
                 str(out),
             ],
@@ -398,6 +425,16 @@ def table(results: dict) -> str:
                 f"({_fmt(100 * (grading['parallel_s'] / grading['unsandboxed_s'] - 1), ' %', 0)}, "
                 f"same scores: {grading['unsandboxed_same_scores']}) | <= 10 % |"
             )
+    dask = results.get("cluster")
+    if dask:
+        rows.append(
+            f"| class of {dask['students']} chapter-1 submissions on a local Dask cluster "
+            f"({dask['workers']} workers, PostgreSQL gradebook): seconds per submission per "
+            f"worker, cluster / local | {_fmt(dask['cluster_s_per_submission_per_worker'], ' s')}"
+            f" / {_fmt(dask['local_s_per_submission_per_worker'], ' s')} "
+            f"({_fmt(dask['cluster_over_local'], 'x', 2)}, same scores: {dask['same_scores']}) "
+            f"| <= 1.2x |"
+        )
     layers = results.get("layers")
     if layers:
         for name, row in layers.items():
@@ -441,6 +478,9 @@ def _update_readme(md: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--students", type=int, default=100, help="size of the graded class")
+    parser.add_argument(
+        "--cluster-students", type=int, default=40, help="size of the class graded on the cluster"
+    )
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     args = parser.parse_args(argv)
@@ -457,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         "book": bench_book,
         "exercises": bench_exercises,
         "class": lambda: bench_class(args.students),
+        "cluster": lambda: bench_cluster(args.cluster_students),
         "layers": bench_layers,
         "decoding": bench_decoding,
         "generation": bench_generation,

@@ -22,7 +22,8 @@ bubblewrap (``bwrap``, https://github.com/containers/bubblewrap), which sees
   Unix sockets in a private folder), a new session (no terminal to type into),
   and an environment with only what a kernel needs (no database URL, no token);
 * limits on memory, processes, file size and wall time; nbgrader's own cell
-  time limit applies as before, and :class:`LimitedExecute` caps output.
+  time limit applies as before, and ``seqlab.nbgrader_plugins.LimitedExecute``
+  caps output.
 
 Graded as root (a CI job, a grading container), the kernel runs under a user id
 of its own with no capabilities, so the process limit counts its processes
@@ -88,9 +89,6 @@ class Limits:
     open_files: int = 1024
     # the whole kernel's life: the submission limit of seqlab.course, and a little more
     wall: float = _env_number("SEQLAB_SUBMISSION_LIMIT", 900) + 30
-    # bytes of output one cell may send, and the whole notebook (LimitedExecute)
-    cell_output: int = 2**20
-    notebook_output: int = 8 * 2**20
     # the kernel's own folder (in memory): the submission's files and what it writes
     submission: int = 512 * 2**20
 
@@ -123,7 +121,6 @@ _ETC = (
     "hosts",
     "mime.types",
     "fonts",
-    "ssl",
     "matplotlibrc",
 )
 HOME = "/home/student"
@@ -307,7 +304,7 @@ def _bwrap_command(
         args += ["--unshare-user", "--disable-userns"]
     made: set[str] = {"/"}
 
-    def bind(kind: str, source: str, dest: str) -> None:
+    def parents(dest: str) -> None:
         # bwrap would make the missing folders above ``dest`` as closed as the
         # grader's (/root is 0700): make them open, so the kernel's user can pass
         for parent in reversed(Path(dest).parents):
@@ -315,8 +312,18 @@ def _bwrap_command(
                 made.add(str(parent))
                 args.extend(["--perms", "0755", "--dir", str(parent)])
         made.add(dest)
+
+    def bind(kind: str, source: str, dest: str) -> None:
+        parents(dest)
         args.extend([kind, source, dest])
 
+    def memory(dest: str, size: int) -> None:
+        parents(dest)
+        args.extend(["--size", str(size), "--perms", "1777", "--tmpfs", dest])
+
+    # the folders in memory first: what is bound later (a course under /tmp) stays visible
+    memory("/tmp", LIMITS.scratch)
+    memory(HOME, LIMITS.scratch)
     bind("--ro-bind", "/usr", "/usr")
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -333,20 +340,9 @@ def _bwrap_command(
     args += ["--proc", "/proc", "--dev", "/dev"]
     for device in sorted(Path("/dev").glob("nvidia*")):  # CUDA, when the grader has it
         args += ["--dev-bind", str(device), str(device)]
-    for folder in ("/tmp", HOME):
-        for parent in reversed(Path(folder).parents):
-            if str(parent) not in made:
-                made.add(str(parent))
-                args += ["--perms", "0755", "--dir", str(parent)]
-        args += ["--size", str(LIMITS.scratch), "--perms", "1777", "--tmpfs", folder]
-        made.add(folder)
     bind("--bind", str(sockets), sockets_at)
     bind("--ro-bind", str(submission), SUBMISSION)
-    for parent in reversed(Path(here).parents):
-        if str(parent) not in made:
-            made.add(str(parent))
-            args += ["--perms", "0755", "--dir", str(parent)]
-    args += ["--size", str(LIMITS.submission), "--perms", "1777", "--tmpfs", here]
+    memory(here, LIMITS.submission)
     args += ["--clearenv"]
     env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
     env |= {

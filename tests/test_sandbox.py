@@ -708,3 +708,15 @@ def test_the_summary_points_at_answers_that_reach_into_python(graded):
         "empties_the_forbidden_table",
     } <= flagged
     assert not [line for line in lines for s in CORRECT if f"/ {s}: " in line]
+
+
+def test_a_course_or_environment_under_tmp_stays_visible(tmp_path):
+    """The folders in memory are mounted first: a Python environment bound later, under
+    /tmp (a fresh clone in /tmp), is not hidden by the sandbox's own /tmp."""
+    command = sandbox._bwrap_command(
+        "bwrap", tmp_path, tmp_path, "/tmp/s", tmp_path, "/tmp/w", ["true"]
+    )
+    tmpfs = [i for i, arg in enumerate(command) if arg == "--tmpfs"]
+    binds = [i for i, arg in enumerate(command) if arg == "--ro-bind"]
+    home_and_tmp = [i for i in tmpfs if command[i + 1] in ("/tmp", sandbox.HOME)]
+    assert len(home_and_tmp) == 2 and max(home_and_tmp) < min(binds)
