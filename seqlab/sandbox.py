@@ -442,7 +442,9 @@ def launch(connection_file: str, extra: list[str]) -> int:
             _give(sockets, uid)
             os.chmod(private, 0o755)
         try:
-            child = subprocess.Popen(command)
+            # ipykernel prints a banner on stdout (it cannot see nbgrader, its parent,
+            # from inside): keep nbgrader's log to what matters; stderr stays
+            child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         except OSError as error:
             raise SandboxError(f"bwrap did not start ({error}); {INSTALL}") from error
         with child:
