@@ -142,11 +142,13 @@ def bench_one_student() -> dict:
     """One student's notebooks, every chapter answered with its solution, graded by one
     ``make grade`` (its default: as many jobs as cores) on a new course with an empty
     gradebook: recording the assignments, autograding, feedback and grades.csv. Graded
-    twice, side by side: in the grading sandbox (as always) and without it."""
+    in the grading sandbox (as always) and without it, interleaved, twice each."""
     from seqlab import course, sandbox
 
     result = {"jobs": os.cpu_count()}
-    for label in ("seconds", "unsandboxed_s"):
+    # interleaved and repeated, the fastest of each kept: whichever runs first pays for
+    # cold caches, which would otherwise read as the sandbox's cost
+    for label in ("unsandboxed_s", "seconds") * 2:
         with tempfile.TemporaryDirectory() as tmp:
             root = _scratch_course(Path(tmp))
             ids = course.assignments(root)
@@ -163,7 +165,7 @@ def bench_one_student() -> dict:
             if summary.failed or len(summary.graded) != len(ids):
                 raise RuntimeError(f"one student's notebooks did not all grade: {summary.failed}")
             scores = {row["assignment"]: float(row["score"]) for row in course.read_grades(root)}
-        result[label] = seconds
+        result[label] = min(seconds, result.get(label, seconds))
         result.setdefault("scores", scores)
         result["same_scores"] = result["scores"] == scores
     return result | {"notebooks": len(ids)}
