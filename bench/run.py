@@ -171,46 +171,27 @@ def bench_one_student() -> dict:
     return result | {"notebooks": len(ids)}
 
 
-def bench_class(students: int) -> dict:
+def _script(name: str, *args: str) -> dict:
+    """Run bench/<name> with ``args`` and ``--out`` a scratch file; returns what it wrote."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "class.json"
+        out = Path(tmp) / "result.json"
         subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "bench" / "grade_class.py"),
-                "--students",
-                str(students),
-                "--out",
-                str(out),
-            ],
+            [sys.executable, str(REPO / "bench" / name), *args, "--out", str(out)],
             env=_env(),
             check=True,
             capture_output=True,
         )
         return json.loads(out.read_text())
+
+
+def bench_class(students: int) -> dict:
+    return _script("grade_class.py", "--students", str(students))
 
 
 def bench_cluster(students: int) -> dict:
     """bench/grade_cluster.py: the same class graded locally and on a local Dask cluster of
     two workers (a scratch PostgreSQL gradebook), per submission and worker."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cluster.json"
-        subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "bench" / "grade_cluster.py"),
-                "--students",
-                str(students),
-                "--workers",
-                "2",
-                "--out",
-                str(out),
-            ],
-            env=_env(),
-            check=True,
-            capture_output=True,
-        )
-        return json.loads(out.read_text())
+    return _script("grade_cluster.py", "--students", str(students), "--workers", "2")
 
 
 # --- layers -----------------------------------------------------------------------------
