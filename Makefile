@@ -39,13 +39,13 @@ screenshots: book
 	$(BIN)/python tests/browser.py _build/html _build/screenshots
 
 release: venv
-	$(BIN)/python -m seqlab.course release
+	$(BIN)/python -m seqlab.kit release
 
 # make grade [ZIP=downloads.zip ASSIGNMENT=id] [JOBS=n] [REGRADE=1] [NO_SANDBOX=1: trusted code only]
 #            [CLUSTER=<Dask scheduler address, or local:N>]  (a PostgreSQL gradebook:
 #            SEQLAB_GRADEBOOK_URL=postgresql://...; see book/instructors.md)
 grade: venv
-	$(BIN)/python -m seqlab.course grade $(if $(ZIP),--zip $(ZIP)) \
+	$(BIN)/python -m seqlab.kit grade $(if $(ZIP),--zip $(ZIP)) \
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
 		$(if $(REGRADE),--regrade) $(if $(CLUSTER),--cluster $(CLUSTER)) \
 		$(if $(NO_SANDBOX),--no-sandbox)
@@ -54,7 +54,7 @@ grade: venv
 # make demo-class [ASSIGNMENT=id]
 demo-class: venv
 	rm -rf demo-class
-	$(BIN)/python -m seqlab.course demo-class --dir demo-class \
+	$(BIN)/python -m seqlab.kit demo-class --dir demo-class \
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 clean:

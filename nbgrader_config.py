@@ -10,8 +10,8 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades
 
-from seqlab import sandbox
-from seqlab.nbgrader_plugins import RedactHiddenTests
+from seqlab.kit import sandbox
+from seqlab.kit.plugins import RedactHiddenTests
 
 c = get_config()  # noqa: F821 -- injected by nbgrader
 

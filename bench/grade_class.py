@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from seqlab import course, sandbox
+from seqlab.kit import course, sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 AID = "rnn_gradients"

@@ -44,8 +44,8 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = {  # chapter id -> the seqlab module that makes it
-    "rnn_gradients": "seqlab.rnn_gradients",
-    "lstm_gru": "seqlab.lstm_gru",
+    "rnn_gradients": "seqlab.chapters.rnn_gradients",
+    "lstm_gru": "seqlab.chapters.lstm_gru",
     "seq2seq": "seqlab.seq2seq",
     "attention": "seqlab.attention",
     "transformers": "seqlab.transformer",
@@ -94,7 +94,7 @@ def bench_book() -> dict:
 
 
 def _answered(root: Path, aid: str) -> nbformat.NotebookNode:
-    from seqlab import course
+    from seqlab.kit import course
 
     nb = nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", as_version=4)
     answers = course.solution_answers(root, aid)
@@ -116,7 +116,7 @@ def _scratch_course(root: Path) -> Path:
 def bench_exercises() -> dict:
     from nbclient import NotebookClient
 
-    from seqlab import course
+    from seqlab.kit import course
 
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,7 +143,7 @@ def bench_one_student() -> dict:
     ``make grade`` (its default: as many jobs as cores) on a new course with an empty
     gradebook: recording the assignments, autograding, feedback and grades.csv. Graded
     in the grading sandbox (as always) and without it, interleaved, twice each."""
-    from seqlab import course, sandbox
+    from seqlab.kit import course, sandbox
 
     result = {"jobs": os.cpu_count()}
     # interleaved and repeated, the fastest of each kept: whichever runs first pays for

@@ -33,7 +33,7 @@ Training the chapter's models takes minutes on a CPU, so it is done once by
 this module's command line, which saves small checkpoints (weights, training
 curves and test scores) that the book and the exercise only evaluate::
 
-    python -m seqlab.attention          # all presets, into seqlab/data/attention_*.pt
+    python -m seqlab.attention          # all presets, into seqlab/checkpoints/attention_*.pt
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import Example, Task, make_batch
+from .base.data import Example, Task, make_batch
+from .base.train import History
 from .seq2seq import (
     CELLS,
     Encoder,
@@ -61,7 +62,6 @@ from .seq2seq import (
     make_task,
     train_seq2seq,
 )
-from .train import History
 
 # ---------------------------------------------------------------------------
 # The attention functions
@@ -657,7 +657,7 @@ def source_gradient_norms(
 # ---------------------------------------------------------------------------
 # The checkpoints of chapter 4
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "checkpoints"
 TASK_SIZES = dict(n_train=12_000, n_valid=1_000, n_test=1_000)  # chapter 3's presets' sizes
 
 
@@ -687,7 +687,7 @@ PRESETS = {
     "dates_additive_64": Preset("dates", hidden=64, epochs=3),
 }
 # Chapter 3 ships the no-attention translation model at H = 128:
-# seqlab/data/seq2seq_translation.pt.
+# seqlab/checkpoints/seq2seq_translation.pt.
 
 
 def checkpoint_path(name: str) -> Path:
@@ -733,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m seqlab.attention",
         description="Train chapter 4's attention models (and a no-attention one) and save "
-        "their checkpoints into seqlab/data/attention_*.pt.",
+        "their checkpoints into seqlab/checkpoints/attention_*.pt.",
     )
     parser.add_argument("names", nargs="*", default=list(PRESETS), help="presets to train")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -784,7 +784,7 @@ def plot_attention(
     """
     from matplotlib.patches import Rectangle
 
-    from .plots import PALETTE, _new_axes, course_style
+    from .base.plots import PALETTE, _new_axes, course_style
 
     w = weights.detach().float().cpu().numpy()
     T, S = w.shape

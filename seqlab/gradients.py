@@ -21,7 +21,20 @@ from __future__ import annotations
 
 import torch
 
+from .base.train import clip_grad_norm, clip_grad_norm_, global_norm
 from .rnn import RNN, rnn_step
+
+# clipping lives beside the training loop that uses it; chapter 1 teaches it from here
+__all__ = [
+    "clip_grad_norm",
+    "clip_grad_norm_",
+    "global_norm",
+    "hidden_gradient_norms",
+    "input_sensitivity",
+    "matrix_power_norms",
+    "scale_spectral_radius",
+    "spectral_radius",
+]
 
 
 def spectral_radius(W: torch.Tensor) -> torch.Tensor:
@@ -50,44 +63,6 @@ def matrix_power_norms(W: torch.Tensor, steps: int) -> torch.Tensor:
         norms.append(torch.linalg.matrix_norm(power, ord=2))
         power = power @ W
     return torch.stack(norms) if norms else W.new_zeros(0)
-
-
-def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The L2 norm of all entries of all tensors together, as a 0-dim tensor."""
-    if not tensors:
-        raise ValueError("global_norm needs at least one tensor")
-    return torch.sqrt(sum((t.detach() ** 2).sum() for t in tensors))
-
-
-def clip_grad_norm(
-    grads: list[torch.Tensor], max_norm: float
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Clip a list of gradients by their global norm (Pascanu et al., 2013).
-
-    total = L2 norm of all entries together. Returns (clipped, total): when
-    total > max_norm every tensor is multiplied by max_norm / (total + 1e-6),
-    otherwise it is copied unchanged. The direction of the update is kept;
-    only its length is capped. The inputs are not modified.
-    """
-    total = global_norm(grads)
-    if total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        return [g * scale for g in grads], total
-    return [g.clone() for g in grads], total
-
-
-def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
-    """In-place version for a training loop: clips ``p.grad`` of every parameter.
-
-    Returns the total norm before clipping. Equivalent to
-    ``torch.nn.utils.clip_grad_norm_`` except that gradients at or below the
-    threshold are left exactly as they are.
-    """
-    params = [p for p in parameters if p.grad is not None]
-    clipped, total = clip_grad_norm([p.grad for p in params], max_norm)
-    for p, g in zip(params, clipped, strict=True):
-        p.grad.copy_(g)
-    return total
 
 
 def hidden_gradient_norms(

@@ -21,7 +21,7 @@ into seqlab are always forbidden. A hidden test then reads::
     got = grading.call(student_fn, *inputs, forbid="student_fn")
     grading.assert_close(got, expected, "what was checked")
 
-:class:`seqlab.nbgrader_plugins.RedactHiddenTests` keeps the hidden tests' source out
+:class:`seqlab.kit.plugins.RedactHiddenTests` keeps the hidden tests' source out
 of the feedback that students receive.
 
 The tables the checks rely on (:data:`FORBIDDEN`, the seqlab files an answer
@@ -186,10 +186,11 @@ class TamperingError(AssertionError):
 _SEQLAB_DIR = os.path.dirname(os.path.abspath(__file__))
 # seqlab files an answer may run through while graded: this module (the
 # checks themselves) and the device/seed helpers.
-# seqlab.device() and seqlab.seed() are open to students (env.py, reached through
+# seqlab.device() and seqlab.seed() are open to students (base/env.py, reached through
 # the package's lazy __getattr__ in __init__.py)
 _SEQLAB_ALLOWED = frozenset(
-    os.path.join(_SEQLAB_DIR, name) for name in ("grading.py", "env.py", "__init__.py")
+    os.path.join(_SEQLAB_DIR, *name)
+    for name in (("grading.py",), ("base", "env.py"), ("base", "__init__.py"), ("__init__.py",))
 )
 
 # What the snapshot covers: (label, object, names or None for all callables).

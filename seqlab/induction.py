@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .env import seed as seed_everything
+from .base.env import seed as seed_everything
 from .transformer import POSITIONS, MultiHeadAttention, causal_mask
 
 # ---------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def plot_training(history: InductionHistory, ax=None, window: int = 10, vocab: i
     line marks :func:`phase_change_step`; vocab: when given, a dotted line at
     log V, the loss of a uniform guess. -> the Axes.
     """
-    from .plots import INK, MUTED, PALETTE, _new_axes, course_style
+    from .base.plots import INK, MUTED, PALETTE, _new_axes, course_style
 
     with course_style():
         ax = _new_axes(ax)
@@ -435,7 +435,7 @@ def plot_head_scores_during_training(history: InductionHistory, ax=None,
     """Each head's score over training: the induction score of the last layer's heads
     (solid) and the previous-token score of the first layer's (dashed). -> the Axes.
     """
-    from .plots import INK, PALETTE, _new_axes, course_style
+    from .base.plots import INK, PALETTE, _new_axes, course_style
 
     induction = np.asarray(history.induction)  # (evals, n_layers, h)
     previous = np.asarray(history.previous_token)
@@ -468,7 +468,7 @@ def plot_position_losses(losses: torch.Tensor, vocab: int | None = None, ax=None
     Bars before the repetition in one colour, after it in another; a dotted
     line at log V when ``vocab`` is given. -> the Axes.
     """
-    from .plots import MUTED, PALETTE, _new_axes, course_style
+    from .base.plots import MUTED, PALETTE, _new_axes, course_style
 
     y = losses.detach().double().cpu().numpy()
     L = len(y) // 2
@@ -498,7 +498,7 @@ def plot_head_attention(weights: torch.Tensor, ids: torch.Tensor, ax=None, title
     -> the Axes.
     """
     from .attention import plot_attention
-    from .plots import _new_axes
+    from .base.plots import _new_axes
 
     if weights.dim() != 2 or weights.shape != (len(ids), len(ids)):
         raise ValueError(

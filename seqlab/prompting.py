@@ -42,7 +42,7 @@ same pretrained model fine-tuned on the task's ``input > output`` lines and
 prompted zero-shot, the supervised baseline of both papers).
 
 ``python -m seqlab.prompting`` trains the model and writes
-``seqlab/data/gpt_prompting.pt`` (config, float16 weights, tokenizer, history,
+``seqlab/checkpoints/gpt_prompting.pt`` (config, float16 weights, tokenizer, history,
 scores); :func:`load` reads it back. Shapes: B batch, T time, V vocabulary.
 """
 
@@ -61,10 +61,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .base.train import History, train
 from .gpt import GPT, GPTConfig, generate
-from .train import History, train
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "checkpoints"
 CHECKPOINT = DATA / "gpt_prompting.pt"
 
 LETTERS = string.ascii_lowercase
@@ -597,15 +597,6 @@ def train_model(
     model = GPT(GPTConfig(vocab_size=len(tok), block_size=cfg.block_size, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, n_embd=cfg.n_embd, fast=True))  # fmt: skip
     opt = _optimizer(model, cfg)
-    step = [0]
-
-    def schedule():
-        step[0] += 1
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step[0], cfg)
-
-    for group in opt.param_groups:
-        group["lr"] = lr_at(0, cfg)
 
     def loss_fn(m, batch):
         x, y = batch
@@ -618,7 +609,7 @@ def train_model(
     history = train(model, window_batches(stream, starts, cfg.block_size, cfg.batch_size,
                                           cfg.seed),
                     loss_fn, opt, cfg.steps, clip_norm=cfg.clip_norm, progress=progress,
-                    desc="pretrain", after_step=schedule,
+                    desc="pretrain", lr_at=lambda step: lr_at(step, cfg),
                     eval_fn=lambda m: loss_fn(m, (v_x, v_y)).item(), eval_every=100)  # fmt: skip
     return model.eval(), tok, history
 
@@ -638,7 +629,7 @@ def load(path: str | Path | None = None, device=None) -> tuple[GPT, CharTokenize
 
     Its metadata (training history, corpus and training configs, scores,
     seconds) is ``model.meta``. Nothing is downloaded: the file ships in
-    seqlab/data/ and is made by ``python -m seqlab.prompting``.
+    seqlab/checkpoints/ and is made by ``python -m seqlab.prompting``.
     """
     path = Path(path) if path is not None else CHECKPOINT
     if not path.exists():

@@ -19,13 +19,13 @@ true previous token (teacher forcing) and minimises :func:`sequence_nll`.
 
 The recurrent layers are chapter 2's explicit :class:`seqlab.lstm.GRU` and
 :class:`seqlab.lstm.LSTM`. For decoding, :meth:`Seq2Seq.decoder_start`
-exposes the ``step(tokens, state)`` interface of :mod:`seqlab.decoding`.
+exposes the ``step(tokens, state)`` interface of :mod:`seqlab.base.decoding`.
 
 Training the course's models takes minutes on a CPU, so it is done once by
 this module's command line, which saves small checkpoints (weights, training
 curves and test scores) that the book only evaluates::
 
-    python -m seqlab.seq2seq            # all presets, into seqlab/data/seq2seq_*.pt
+    python -m seqlab.seq2seq            # all presets, into seqlab/checkpoints/seq2seq_*.pt
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Batch, Example, Task, batches, dates_task, make_batch, translation_task
-from .decoding import batched_beam_search, beam_search, greedy_decode
-from .env import seed as seed_everything
+from .base.data import Batch, Example, Task, batches, dates_task, make_batch, translation_task
+from .base.decoding import batched_beam_search, beam_search, greedy_decode
+from .base.env import seed as seed_everything
+from .base.metrics import corpus_bleu, exact_match, token_accuracy
+from .base.train import History, train
 from .lstm import GRU, LSTM, gru_cell, lstm_cell
-from .metrics import corpus_bleu, exact_match, token_accuracy
-from .train import History, train
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "checkpoints"
 CELLS = ("gru", "lstm")
 
 
@@ -167,9 +167,9 @@ class Seq2Seq(nn.Module):
     def decoder_start(self, src: torch.Tensor, src_mask: torch.Tensor):
         """Encode the source and return the decoder as ``(step, state)``.
 
-        src, src_mask: (1, S) for :func:`seqlab.decoding.greedy_decode` and
-        :func:`~seqlab.decoding.beam_search`; (B, S) works too, for
-        :func:`~seqlab.decoding.batched_beam_search` (state rows are
+        src, src_mask: (1, S) for :func:`seqlab.base.decoding.greedy_decode` and
+        :func:`~seqlab.base.decoding.beam_search`; (B, S) works too, for
+        :func:`~seqlab.base.decoding.batched_beam_search` (state rows are
         independent here, so any row layout is accepted).
         step(tokens (N,), state (N, ...)) -> (log_probs (N, V), new_state),
         without gradients; state is h (N, H) for a GRU, [h, c] (N, 2H) for an LSTM.
@@ -236,7 +236,7 @@ def train_seq2seq(
     eval_examples: int = 500,
     progress: bool = False,
 ) -> History:
-    """Teacher-forced training with Adam (seqlab.train's loop), on the model's device.
+    """Teacher-forced training with Adam (seqlab.base.train's loop), on the model's device.
 
     Every epoch visits the training examples in a new order. History.eval_loss
     is the validation loss per token (the first ``eval_examples`` of
@@ -278,7 +278,7 @@ def default_max_len(task: Task) -> int:
 
 @torch.no_grad()
 def batched_greedy(step, state: torch.Tensor, bos_id: int, eos_id: int, max_len: int):
-    """:func:`seqlab.decoding.greedy_decode` for B sentences at once. state: (B, ...).
+    """:func:`seqlab.base.decoding.greedy_decode` for B sentences at once. state: (B, ...).
 
     -> list of B token lists, each as greedy_decode returns it.
     """
@@ -316,7 +316,7 @@ def decode_ids(
 
     method "greedy" returns one hypothesis per example with score nan;
     "beam" up to beam_size. batched=False decodes one sentence at a time
-    with the reference functions of :mod:`seqlab.decoding`.
+    with the reference functions of :mod:`seqlab.base.decoding`.
     """
     if method not in ("greedy", "beam"):
         raise ValueError(f"method should be 'greedy' or 'beam', got {method!r}")

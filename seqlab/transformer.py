@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Task, make_batch
-from .env import seed as seed_everything
+from .base.data import Task, make_batch
+from .base.env import seed as seed_everything
 
 # ---------------------------------------------------------------------------
 # Scaled dot-product attention, masks and positions
@@ -556,7 +556,7 @@ def attention_maps(model: Transformer, task: Task, source) -> dict:
     first, against themselves) or "cross" (output words against source words);
     row t of a decoder map is the step that predicts output word t.
     """
-    from .data import Example
+    from .base.data import Example
     from .seq2seq import translate
 
     tokens = list(source.split() if isinstance(source, str) else source)
@@ -633,8 +633,8 @@ def timed_training(
     by accuracy against wall-clock time. -> {"loss", "eval_step",
     "eval_seconds", "eval_exact", "seconds_per_epoch"}.
     """
+    from .base.train import train
     from .seq2seq import batch_loss, evaluate
-    from .train import train
 
     seed_everything(seed)
     g = torch.Generator().manual_seed(seed)
@@ -645,7 +645,7 @@ def timed_training(
     record = {"eval_seconds": [], "eval_exact": []}
 
     def stream():
-        from .data import batches
+        from .base.data import batches
 
         for _ in range(epochs):
             yield from batches(task.train, task, batch_size, shuffle=True, generator=g)
@@ -672,7 +672,7 @@ def timed_training(
 
 def english_sentences(n: int, seed: int) -> list[list[str]]:
     """n distinct English sentences of chapter 3's toy grammar (the source side only)."""
-    from .data import translation_task
+    from .base.data import translation_task
 
     task = translation_task(n_train=n, n_valid=0, n_test=0, seed=seed)
     return [ex.source for ex in task.train]
@@ -680,7 +680,7 @@ def english_sentences(n: int, seed: int) -> list[list[str]]:
 
 def _verb_forms() -> dict[str, str]:
     """Each English verb form -> the same verb in the other number ("sees" <-> "see")."""
-    from .data import VERBS
+    from .base.data import VERBS
 
     flip = {}
     for sg, pl, _, _ in VERBS:
@@ -717,7 +717,7 @@ def agreement_examples(n: int, seed: int, exclude=()) -> list[tuple[list[str], i
 
 
 def _encode_batch(sentences, vocab, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    from .data import _pad
+    from .base.data import _pad
 
     rows = [vocab.encode(s) for s in sentences]
     ids = _pad(rows, vocab.pad_id)  # (B, T)
@@ -816,7 +816,7 @@ def classifier_from(pretrained: MaskedLM | None, vocab_size: int, cfg: Transform
 # ---------------------------------------------------------------------------
 # The chapter's trained models
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "checkpoints"
 TASK_SIZES = dict(n_train=12_000, n_valid=1_000, n_test=1_000)  # chapter 3's translation task
 PRETRAIN_SENTENCES = 30_000  # unlabelled English sentences for the masked-token pretraining
 PRETRAIN_SEED = 1  # their seed; the labelled agreement examples use another and exclude them
@@ -849,7 +849,7 @@ def checkpoint_path(name: str) -> Path:
 
 def pretraining_vocab():
     """The vocabulary of the pretraining sentences (chapter 3's English words)."""
-    from .data import Vocab
+    from .base.data import Vocab
 
     return Vocab(t for s in english_sentences(PRETRAIN_SENTENCES, PRETRAIN_SEED) for t in s)
 
@@ -896,7 +896,7 @@ def train_preset(name: str, progress: bool = False, device="cpu") -> tuple[nn.Mo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m seqlab.transformer",
-        description="Train chapter 5's models and save them into seqlab/data/transformer_*.pt.",
+        description="Train chapter 5's models and save them into seqlab/checkpoints/transformer_*.pt.",
     )
     parser.add_argument("names", nargs="*", default=list(PRESETS), help="presets to train")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

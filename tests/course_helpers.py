@@ -60,7 +60,7 @@ def regions(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
 
 def solution_answers(aid: str) -> dict[str, str]:
     """grade_id -> what a student who knows the solution types into that answer cell."""
-    from seqlab.course import solution_answers as answers
+    from seqlab.kit.course import solution_answers as answers
 
     return answers(REPO, aid)
 

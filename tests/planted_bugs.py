@@ -1094,7 +1094,7 @@ def greedy_decode(step, state, bos_id, eos_id, max_len):
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 """,
     "delegates_to_seqlab": """
-from seqlab.decoding import greedy_decode as _greedy
+from seqlab.base.decoding import greedy_decode as _greedy
 def greedy_decode(step, state, bos_id, eos_id, max_len):
     return _greedy(step, state, bos_id, eos_id, max_len)
 """,
@@ -1206,7 +1206,7 @@ BEAM_SEARCH = {
     ),
     "sorted_worst_first": _beam(RETURN="sorted(scored, key=lambda item: item[1])[:beam_size]"),
     "delegates_to_seqlab": """
-from seqlab.decoding import beam_search as _beam
+from seqlab.base.decoding import beam_search as _beam
 def beam_search(step, state, bos_id, eos_id, beam_size, max_len, length_penalty=0.0):
     return _beam(step, state, bos_id, eos_id, beam_size, max_len, length_penalty)
 """,

@@ -31,8 +31,8 @@ from seqlab.attention import (
     source_gradient_norms,
     task_of,
 )
-from seqlab.data import Example, make_batch, translation_task
-from seqlab.decoding import batched_beam_search, beam_search, greedy_decode
+from seqlab.base.data import Example, make_batch, translation_task
+from seqlab.base.decoding import batched_beam_search, beam_search, greedy_decode
 from seqlab.seq2seq import Seq2Seq, batched_greedy, evaluate
 
 pytestmark = pytest.mark.attention

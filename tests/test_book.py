@@ -91,7 +91,7 @@ def _toc_files() -> list[str]:
 
 
 def test_every_chapter_with_an_exercise_is_checked_here():
-    from seqlab.course import assignments
+    from seqlab.kit.course import assignments
 
     assert set(assignments(REPO)) == set(CHAPTERS)
 
@@ -155,7 +155,7 @@ def test_chapter_prose_quotes_numbers_computed_by_the_page(chapter, aid):
 def test_no_page_reveals_a_solution_or_hidden_test_line(pages):
     from course_helpers import secret_lines
 
-    from seqlab.course import assignments
+    from seqlab.kit.course import assignments
 
     secrets = {line for aid in assignments(REPO) for line in secret_lines(aid)}
     assert secrets
@@ -195,7 +195,7 @@ def test_no_file_of_the_book_shows_nbgrader_markers_or_metadata(html_dir):
 
 
 def test_downloadable_exercise_is_exactly_the_student_release(html_dir):
-    from seqlab.course import assignments
+    from seqlab.kit.course import assignments
 
     for aid in assignments(REPO):
         (download,) = html_dir.glob(f"_downloads/*/{aid}.ipynb")

@@ -35,7 +35,7 @@ from course_helpers import (
 from planted_bugs import PLANTED, WRONG
 from postgres_server import binaries, create_database, postgres_server
 
-from seqlab import cluster, course
+from seqlab.kit import cluster, course
 
 pytestmark = [
     pytest.mark.cluster,
@@ -99,7 +99,7 @@ def reference(tmp_path_factory):
     students = _write_class(root)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "grade", "--assignment", AID],
+        [sys.executable, "-m", "seqlab.kit", "grade", "--assignment", AID],
         cwd=root,
         env={k: v for k, v in env().items() if k != "SEQLAB_GRADEBOOK_URL"},  # SQLite
         capture_output=True,
@@ -147,7 +147,7 @@ def test_two_graders_at_once_into_one_postgresql_gradebook_equal_the_sqlite_run(
     for ta in halves:
         started[ta] = time.monotonic()
         children[ta] = subprocess.Popen(
-            [sys.executable, "-m", "seqlab.course", "grade", "--assignment", AID, "--jobs", "2"],
+            [sys.executable, "-m", "seqlab.kit", "grade", "--assignment", AID, "--jobs", "2"],
             cwd=roots[ta],
             env=env() | {"SEQLAB_GRADEBOOK_URL": url},
             stdout=subprocess.PIPE,
@@ -198,7 +198,7 @@ def test_cluster_mode_refuses_a_sqlite_gradebook(tmp_path):
     e = env()
     e.pop("SEQLAB_GRADEBOOK_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "grade", "--cluster", "local:2"],
+        [sys.executable, "-m", "seqlab.kit", "grade", "--cluster", "local:2"],
         cwd=root,
         env=e,
         capture_output=True,
@@ -383,7 +383,7 @@ def test_grading_again_on_the_cluster_grades_nothing(cluster_run):
 
 def run_grade_cli(root, url: str, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "grade", "--assignment", AID, *args],
+        [sys.executable, "-m", "seqlab.kit", "grade", "--assignment", AID, *args],
         cwd=root,
         env=env() | {"SEQLAB_GRADEBOOK_URL": url},
         capture_output=True,

@@ -1,4 +1,4 @@
-"""The instructor's commands in seqlab.course, on a scratch copy of the course."""
+"""The instructor's commands in seqlab.kit.course, on a scratch copy of the course."""
 
 import os
 import zipfile
@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from course_helpers import release_notebook, run, scratch_course
 
-from seqlab import course
+from seqlab.kit import course
 
 pytestmark = pytest.mark.grading
 
@@ -37,7 +37,7 @@ def test_release_of_an_unknown_assignment_names_the_known_ones(root):
 
 
 def test_grade_zip_needs_one_assignment_and_reports_without_a_traceback(root):
-    proc = run(root, "seqlab.course", "grade", "--zip", "x.zip", check=False)
+    proc = run(root, "seqlab.kit", "grade", "--zip", "x.zip", check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: --zip needs exactly one --assignment ID"
 

@@ -1,11 +1,11 @@
-"""seqlab.data: vocabularies, the two generated tasks, and padded batches."""
+"""seqlab.base.data: vocabularies, the two generated tasks, and padded batches."""
 
 import datetime
 
 import pytest
 import torch
 
-from seqlab.data import (
+from seqlab.base.data import (
     BOS,
     EOS,
     PAD,
@@ -51,7 +51,7 @@ def test_tasks_are_deterministic_and_their_splits_share_no_source():
 
 
 def test_translation_task_reorders_adjectives_and_agrees_in_gender():
-    from seqlab.data import ADJECTIVES
+    from seqlab.base.data import ADJECTIVES
 
     task = translation_task(8000, 10, 10, seed=0, max_adjectives=2)
     pairs = {(" ".join(e.source), " ".join(e.target)) for e in task.train}
@@ -65,7 +65,7 @@ def test_translation_task_reorders_adjectives_and_agrees_in_gender():
 
 
 def test_translation_alignment_links_each_french_word_to_its_english_word():
-    from seqlab.data import ADJECTIVES, NOUNS, PREPOSITIONS, VERBS
+    from seqlab.base.data import ADJECTIVES, NOUNS, PREPOSITIONS, VERBS
 
     lexicon = {}
     for en_sg, en_pl, fr_sg, fr_pl, _ in NOUNS:

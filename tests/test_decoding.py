@@ -1,11 +1,11 @@
-"""seqlab.decoding: greedy and beam search against exhaustive search on tiny decoders."""
+"""seqlab.base.decoding: greedy and beam search against exhaustive search on tiny decoders."""
 
 import math
 
 import pytest
 import torch
 
-from seqlab.decoding import (
+from seqlab.base.decoding import (
     batched_beam_search,
     beam_search,
     exhaustive_search,

@@ -21,7 +21,7 @@ import time
 import pytest
 from course_helpers import REPO, env, run
 
-from seqlab import course
+from seqlab.kit import course
 
 pytestmark = pytest.mark.grading
 CHAPTER = "rnn_gradients"
@@ -37,7 +37,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "class"
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "demo-class", "--dir", str(root)]
+        [sys.executable, "-m", "seqlab.kit", "demo-class", "--dir", str(root)]
         + ["--assignment", CHAPTER],
         cwd=REPO,
         env=env() | {"SEQLAB_CELL_TIMEOUT": "20"},
@@ -85,7 +85,7 @@ def test_each_failure_is_reported_with_its_reason(demo):
 def test_grading_the_class_again_changes_nothing(demo):
     root, _ = demo
     before = _grades(root)
-    out = run(root, "seqlab.course", "grade").stdout
+    out = run(root, "seqlab.kit", "grade").stdout
     assert "graded 0 submission(s)" in out  # only the failed ones are tried again
     assert _grades(root) == before
 
@@ -102,7 +102,7 @@ def test_a_grading_run_killed_half_way_is_resumed_without_loss(demo):
     )
     assert graded() == 0
     child = subprocess.Popen(
-        [sys.executable, "-m", "seqlab.course", "grade", "--jobs", "1"],
+        [sys.executable, "-m", "seqlab.kit", "grade", "--jobs", "1"],
         cwd=root,
         env=env() | {"SEQLAB_CELL_TIMEOUT": "20"},
         stdout=subprocess.DEVNULL,
@@ -116,7 +116,7 @@ def test_a_grading_run_killed_half_way_is_resumed_without_loss(demo):
     child.wait()
     done = graded()
     assert 2 <= done < 8, f"the run should have been stopped half way, {done} were graded"
-    out = run(root, "seqlab.course", "grade").stdout
+    out = run(root, "seqlab.kit", "grade").stdout
     assert f"{done} unchanged since they were graded" in out
     assert _grades(root) == before
 

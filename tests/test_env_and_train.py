@@ -1,4 +1,4 @@
-"""seqlab.env (device, seed), seqlab.train and chapter 1's experiments."""
+"""seqlab.base.env (device, seed), seqlab.base.train and chapter 1's experiments."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import seqlab
-from seqlab.rnn_gradients import (
+from seqlab.chapters.rnn_gradients import (
     ClippingSetup,
     baseline_mse,
     clipping_experiment,

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from course_helpers import REPO
 
-from seqlab.course import assignments
+from seqlab.kit.course import assignments
 
 AIDS = assignments(REPO)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqlab import grading
-from seqlab.nbgrader_plugins import RedactHiddenTests
+from seqlab.kit.plugins import RedactHiddenTests
 
 
 def _norms(W, k):
@@ -217,7 +217,7 @@ def _greedy(step, state, bos_id, eos_id, max_len):
 
 
 def test_a_trusted_step_may_run_seqlab_code_but_the_answer_may_not():
-    from seqlab.decoding import greedy_decode
+    from seqlab.base.decoding import greedy_decode
 
     step, state = _trusted_step_and_state()
     want = greedy_decode(step, state, 1, 2, 6)
@@ -246,7 +246,7 @@ def test_an_answer_cannot_make_itself_or_a_swapped_step_trusted():
 
     def swaps_the_step_code(step, state, bos_id, eos_id, max_len):
         def cheat(tokens, state):
-            from seqlab.decoding import greedy_decode
+            from seqlab.base.decoding import greedy_decode
 
             greedy_decode(step, state, 1, 2, 2)  # seqlab, run from a trusted-looking step
             return step(tokens, state)
@@ -270,7 +270,7 @@ def test_an_answer_cannot_make_itself_or_a_swapped_step_trusted():
 
 
 def test_an_answer_cannot_smuggle_code_into_a_trusted_step_in_a_tensor_subclass():
-    from seqlab.decoding import greedy_decode
+    from seqlab.base.decoding import greedy_decode
 
     step, state = _trusted_step_and_state()
 

@@ -1,7 +1,7 @@
 """The whole grading round trip with the real nbgrader command line, on a scratch course.
 
 For every chapter, one synthetic class is released, submitted and graded once
-with the instructor's own command (``python -m seqlab.course grade``, behind
+with the instructor's own command (``python -m seqlab.kit grade``, behind
 ``make grade``); the tests below read what that run produced:
 
 * ``solution``: the solution, typed into the release as a student would;
@@ -115,12 +115,12 @@ def _submit_class(root, aid: str) -> None:
 def course(tmp_path_factory):
     root = scratch_course(tmp_path_factory.mktemp("course"))
     t0 = time.perf_counter()
-    run(root, "seqlab.course", "release")
+    run(root, "seqlab.kit", "release")
     release_seconds = time.perf_counter() - t0
     for aid in CHAPTERS:
         _submit_class(root, aid)
     t0 = time.perf_counter()
-    proc = run(root, "seqlab.course", "grade")
+    proc = run(root, "seqlab.kit", "grade")
     grade_seconds = time.perf_counter() - t0
     scores = {}
     for aid in CHAPTERS:
@@ -249,6 +249,6 @@ def test_source_notebook_has_unique_ids_and_no_outputs(aid):
 
 
 def test_every_released_chapter_has_planted_bugs():
-    from seqlab.course import assignments
+    from seqlab.kit.course import assignments
 
     assert set(assignments(REPO)) == set(PLANTED) == set(WRONG)

@@ -258,7 +258,7 @@ def term(hub):
         f.write(f'\nc.Exchange.root = "{hub.exchange}"\n')
     logins, homes = hub.logins, hub.homes
 
-    run(root, "seqlab.course", "release", AID)  # the gradebook learns the assignment
+    run(root, "seqlab.kit", "release", AID)  # the gradebook learns the assignment
     run(root, "nbgrader", "release_assignment", AID)
     listed = {}
     for name in STUDENTS:
@@ -289,7 +289,7 @@ def term(hub):
     inbound_as_instructor = run(root, "nbgrader", "list", "--inbound")
 
     collected = run(root, "nbgrader", "collect", AID)
-    graded = run(root, "seqlab.course", "grade", "--assignment", AID)
+    graded = run(root, "seqlab.kit", "grade", "--assignment", AID)
     # the instructor marks ada's written answer in the formgrader, which stores
     # the points in the gradebook, and runs `make grade` again for the feedback
     from nbgrader.api import Gradebook
@@ -297,7 +297,7 @@ def term(hub):
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         gb.find_grade(WRITTEN, AID, AID, logins["ada"]).manual_score = MANUAL_POINTS
         gb.db.commit()
-    regraded = run(root, "seqlab.course", "grade", "--assignment", AID)
+    regraded = run(root, "seqlab.kit", "grade", "--assignment", AID)
     run(root, "nbgrader", "release_feedback", AID)
     fetched = {name: student(hub, name, "fetch_feedback", AID) for name in STUDENTS}
     print(

@@ -1,11 +1,12 @@
-"""Chapter 2's experiments (seqlab.lstm_gru), its checkpoints, and the training loop they use."""
+"""Chapter 2's experiments (seqlab.chapters.lstm_gru), its checkpoints, and the training loop they use."""
 
 import itertools
 
 import pytest
 import torch
 
-from seqlab.lstm_gru import (
+from seqlab.base.train import History, to_device, train
+from seqlab.chapters.lstm_gru import (
     CHECKPOINTS,
     KINDS,
     AddingModel,
@@ -18,7 +19,6 @@ from seqlab.lstm_gru import (
     train_adding,
     trivial_baseline_mse,
 )
-from seqlab.train import History, to_device, train
 
 pytestmark = pytest.mark.lstm_gru
 

@@ -1,10 +1,16 @@
-"""seqlab.metrics: exact match, token accuracy, and BLEU against sacrebleu."""
+"""seqlab.base.metrics: exact match, token accuracy, and BLEU against sacrebleu."""
 
 import random
 
 import pytest
 
-from seqlab.metrics import bleu_statistics, corpus_bleu, exact_match, ngram_counts, token_accuracy
+from seqlab.base.metrics import (
+    bleu_statistics,
+    corpus_bleu,
+    exact_match,
+    ngram_counts,
+    token_accuracy,
+)
 
 pytestmark = pytest.mark.seq2seq
 

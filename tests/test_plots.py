@@ -1,4 +1,4 @@
-"""seqlab.plots: the course style and the figures the chapters reuse."""
+"""seqlab.base.plots: the course style and the figures the chapters reuse."""
 
 import math
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from matplotlib.colors import to_rgba
 
-from seqlab import plots
-from seqlab.train import History
+from seqlab.base import plots
+from seqlab.base.train import History
 
 
 @pytest.fixture(autouse=True)
@@ -154,8 +154,8 @@ def test_plotting_helpers_print_nothing(capsys):
 
 @pytest.mark.lstm_gru
 def test_plot_test_loss_draws_one_line_per_run_and_the_baseline():
-    from seqlab.plots import plot_test_loss
-    from seqlab.train import History
+    from seqlab.base.plots import plot_test_loss
+    from seqlab.base.train import History
 
     runs = {
         "a": History(eval_step=[10, 20], eval_loss=[0.5, 0.1]),

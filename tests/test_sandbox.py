@@ -4,7 +4,7 @@ Every hostile student below submits chapter 1's correct answers with an attack
 put in front of the last graded function (``clip_grad_norm``), so each deserves
 the full autograded marks (13) unless its attack is itself a wrong answer (the
 delegation ones, which lose that function's 3 points). The class is graded once
-by ``python -m seqlab.course grade`` (what ``make grade`` runs), with a secret in
+by ``python -m seqlab.kit grade`` (what ``make grade`` runs), with a secret in
 the grader's environment and a TCP server listening on this machine; the tests
 read what that run left behind: the gradebook, the autograded notebooks (which
 keep every output the kernels sent), the feedback, the classmates' files, the
@@ -41,8 +41,8 @@ from course_helpers import (
     submit,
 )
 
-from seqlab import sandbox
-from seqlab.nbgrader_plugins import WITHHELD, RedactHiddenTests
+from seqlab.kit import sandbox
+from seqlab.kit.plugins import WITHHELD, RedactHiddenTests
 
 pytestmark = [pytest.mark.grading, pytest.mark.sandbox]
 
@@ -370,7 +370,7 @@ def graded(tmp_path_factory):
     before = {s: _digest(root / "submitted" / s) for s in CORRECT}
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "grade"],
+        [sys.executable, "-m", "seqlab.kit", "grade"],
         cwd=root,
         env=env() | {"SEQLAB_CELL_TIMEOUT": "20", "SEQLAB_GRADER_SECRET": SECRET},
         capture_output=True,
@@ -525,7 +525,7 @@ def test_grading_without_bwrap_stops_and_says_how_to_install_it(tmp_path):
     root = scratch_course(tmp_path / "course")
     submit(root, "alice", AID, fill(release_notebook(root, AID), solution_answers(AID)))
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "grade"],
+        [sys.executable, "-m", "seqlab.kit", "grade"],
         cwd=root,
         env=env() | {"SEQLAB_BWRAP": str(tmp_path / "no-such-bwrap")},
         capture_output=True,
@@ -566,7 +566,7 @@ def test_no_sandbox_is_said_loudly(tmp_path):
     root = scratch_course(tmp_path / "course")
     submit(root, "alice", AID, fill(release_notebook(root, AID), solution_answers(AID)))
     proc = subprocess.run(
-        [sys.executable, "-m", "seqlab.course", "grade", "--no-sandbox"],
+        [sys.executable, "-m", "seqlab.kit", "grade", "--no-sandbox"],
         cwd=root,
         env=env(),
         capture_output=True,
@@ -695,7 +695,7 @@ def test_env_helper_keeps_secrets_out_of_this_module():
 
 def test_the_summary_points_at_answers_that_reach_into_python(graded):
     _, proc, *_ = graded
-    from seqlab.course import REVIEW
+    from seqlab.kit.course import REVIEW
 
     lines = [line for line in proc.stdout.splitlines() if REVIEW in line]
     flagged = {s for s in ATTACKS if any(f"/ {s}: " in line for line in lines)}

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqlab.data import Example, dates_task, make_batch, translation_task
-from seqlab.decoding import beam_search, greedy_decode
+from seqlab.base.data import Example, dates_task, make_batch, translation_task
+from seqlab.base.decoding import beam_search, greedy_decode
 from seqlab.seq2seq import (
     PRESETS,
     Encoder,

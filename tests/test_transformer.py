@@ -347,7 +347,7 @@ def test_agreement_examples_flip_the_verb_of_half_the_sentences():
     examples = agreement_examples(400, seed=7)
     labels = [y for _, y in examples]
     assert 150 < sum(labels) < 250
-    from seqlab.data import NOUNS, VERBS
+    from seqlab.base.data import NOUNS, VERBS
 
     verbs = {form for sg, pl, _, _ in VERBS for form in (sg, pl)}
     plurals = {pl for _, pl, _, _, _ in NOUNS}
@@ -379,7 +379,7 @@ def test_shipped_transformers_translate_and_align(name):
 
 def test_shipped_pretrained_encoder_predicts_the_verb_from_its_subject():
     model = load(checkpoint_path("mlm"))
-    from seqlab.data import Vocab
+    from seqlab.base.data import Vocab
 
     vocab = Vocab(model.meta["vocab"][4:])
     assert vocab.itos == model.meta["vocab"]

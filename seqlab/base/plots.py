@@ -156,7 +156,7 @@ def plot_gradient_norms(
     """Gradient norm against distance for several spectral radii (log y).
 
     curves: {rho: (K,)} as returned by
-    :func:`seqlab.rnn_gradients.gradient_norm_curves`; entry k is the norm of
+    :func:`seqlab.chapters.rnn_gradients.gradient_norm_curves`; entry k is the norm of
     the gradient k steps before the last one, so every curve starts at 1.
     """
     labelled = {rf"$\rho = {rho:g}$": values for rho, values in curves.items()}
@@ -257,7 +257,7 @@ def plot_loss(
 ) -> Axes:
     """Training loss per step (log y), one line per run.
 
-    histories: {label: History} from :func:`seqlab.train.train`. A run that
+    histories: {label: History} from :func:`seqlab.base.train.train`. A run that
     diverged ends with an X at the step where its loss stopped being finite
     (at the top edge when ``ylim`` cuts its curve off). baseline: a dotted
     horizontal line, for example the loss of always predicting 0, labelled
@@ -290,7 +290,7 @@ def plot_test_loss(
     """The loss that ``eval_fn`` measured during training (log y), one line per run.
 
     histories: {label: History} whose ``eval_step`` and ``eval_loss`` were
-    filled by :func:`seqlab.train.train`. baseline: a dotted horizontal line,
+    filled by :func:`seqlab.base.train.train`. baseline: a dotted horizontal line,
     labelled ``baseline_label``.
     """
     ax = _new_axes(ax)
@@ -383,7 +383,7 @@ def plot_sensitivity(
     """Each input position's share of a summary's sensitivity, one line per model.
 
     shares: {label: (T,)}, each summing to 1, as returned by
-    :func:`seqlab.rnn_gradients.sensitivity_experiment`; positions are numbered
+    :func:`seqlab.chapters.rnn_gradients.sensitivity_experiment`; positions are numbered
     from 1. A dotted vertical line splits the sequence into halves. ``log``
     uses a log y axis, where an exponential decay is a straight line.
     """

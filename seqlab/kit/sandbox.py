@@ -22,7 +22,7 @@ bubblewrap (``bwrap``, https://github.com/containers/bubblewrap), which sees
   Unix sockets in a private folder), a new session (no terminal to type into),
   and an environment with only what a kernel needs (no database URL, no token);
 * limits on memory, processes, file size and wall time; nbgrader's own cell
-  time limit applies as before, and ``seqlab.nbgrader_plugins.LimitedExecute``
+  time limit applies as before, and ``seqlab.kit.plugins.LimitedExecute``
   caps output.
 
 Graded as root (a CI job, a grading container), the kernel runs under a user id
@@ -38,7 +38,7 @@ code only) grades with plain kernels, and the summary then says so loudly.
 With CUDA, the NVIDIA device files (``/dev/nvidia*``) are passed through, so a
 kernel sees the GPU as it would outside; this has not been tried on a GPU here.
 
-Run ``python -m seqlab.sandbox --check`` to see whether the sandbox starts on
+Run ``python -m seqlab.kit.sandbox --check`` to see whether the sandbox starts on
 this machine.
 """
 
@@ -87,7 +87,7 @@ class Limits:
     file_size: int = 256 * 2**20  # the largest file it may write (RLIMIT_FSIZE)
     scratch: int = 512 * 2**20  # /tmp and the home folder, each (in memory)
     open_files: int = 1024
-    # the whole kernel's life: the submission limit of seqlab.course, and a little more
+    # the whole kernel's life: the submission limit of seqlab.kit.course, and a little more
     wall: float = _env_number("SEQLAB_SUBMISSION_LIMIT", 900) + 30
     # the kernel's own folder (in memory): the submission's files and what it writes
     submission: int = 512 * 2**20
@@ -186,7 +186,7 @@ def configure(c) -> None:
         SaveAutoGrades,
     )
 
-    from seqlab import nbgrader_plugins as plugins
+    from seqlab.kit import plugins
 
     c.Autograde.autograde_preprocessors = [
         plugins.LimitedExecute,
@@ -228,7 +228,7 @@ def _private_folder() -> Path:
             {
                 # "python" is replaced by the grader's own interpreter; -I keeps the
                 # notebook's folder (the launcher's working folder) off its import path
-                "argv": ["python", "-I", "-m", "seqlab.sandbox", "{connection_file}"],
+                "argv": ["python", "-I", "-m", "seqlab.kit.sandbox", "{connection_file}"],
                 "display_name": "Python 3 (seqlab grading sandbox)",
                 "language": "python",
                 # a signal would reach the launcher, not the kernel inside the sandbox
@@ -415,7 +415,7 @@ def launch(connection_file: str, extra: list[str]) -> int:
     if info.get("transport") != "ipc" or not os.path.isabs(info.get("ip", "")):
         raise SandboxError(
             "a sandboxed kernel talks over Unix sockets: set KernelManager.transport = 'ipc' "
-            "and an absolute KernelManager.ip (seqlab.sandbox.configure does both)"
+            "and an absolute KernelManager.ip (seqlab.kit.sandbox.configure does both)"
         )
     program = bwrap()
     prefix = info["ip"]
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the grading sandbox starts here (bwrap: {check()})")
             return 0
         if not argv:
-            print("usage: python -m seqlab.sandbox CONNECTION_FILE [KERNEL ARGS] | --check")
+            print("usage: python -m seqlab.kit.sandbox CONNECTION_FILE [KERNEL ARGS] | --check")
             return 2
         return launch(argv[0], argv[1:])
     except SandboxError as error:

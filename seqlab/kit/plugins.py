@@ -7,7 +7,7 @@
   the hidden tests, whatever the notebook's code printed.
 
 Both run inside nbgrader, as the grader; student code runs in the sandboxed
-kernel (:mod:`seqlab.sandbox`).
+kernel (:mod:`seqlab.kit.sandbox`).
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from seqlab import course
-from seqlab.course import CourseError, Summary
+from seqlab.kit import course
+from seqlab.kit.course import CourseError, Summary
 
 # what the client passes on to the workers' nbgrader runs (the limits, the gradebook)
 FORWARDED = ("SEQLAB_",)

@@ -8,7 +8,7 @@ a book page may take to execute, so it is done once by this module's command
 line, which saves small checkpoints (weights and training curves) that the
 book only evaluates::
 
-    python -m seqlab.lstm_gru --out seqlab/data/adding_checkpoints.pt
+    python -m seqlab.chapters.lstm_gru --out seqlab/checkpoints/adding_checkpoints.pt
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .env import seed
-from .lstm import GRU, LSTM
-from .rnn import RNN
-from .train import History, to_device, train
+from ..base.env import seed
+from ..base.train import History, to_device, train
+from ..lstm import GRU, LSTM
+from ..rnn import RNN
 
-CHECKPOINTS = Path(__file__).resolve().parent / "data" / "adding_checkpoints.pt"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints" / "adding_checkpoints.pt"
 KINDS = ("rnn", "lstm", "gru")
 LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -261,7 +261,7 @@ def input_gradient_curves(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m seqlab.lstm_gru",
+        prog="python -m seqlab.chapters.lstm_gru",
         description="Train the RNN, LSTM and GRU of chapter 2 on the adding problem "
         "and save their checkpoints.",
     )

@@ -18,7 +18,44 @@ import torch
 from tqdm.auto import tqdm
 
 from .env import seed
-from .gradients import clip_grad_norm_
+
+
+def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of all entries of all tensors together, as a 0-dim tensor."""
+    if not tensors:
+        raise ValueError("global_norm needs at least one tensor")
+    return torch.sqrt(sum((t.detach() ** 2).sum() for t in tensors))
+
+
+def clip_grad_norm(
+    grads: list[torch.Tensor], max_norm: float
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Clip a list of gradients by their global norm (Pascanu et al., 2013).
+
+    total = L2 norm of all entries together. Returns (clipped, total): when
+    total > max_norm every tensor is multiplied by max_norm / (total + 1e-6),
+    otherwise it is copied unchanged. The direction of the update is kept;
+    only its length is capped. The inputs are not modified.
+    """
+    total = global_norm(grads)
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        return [g * scale for g in grads], total
+    return [g.clone() for g in grads], total
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
+    """In-place version for a training loop: clips ``p.grad`` of every parameter.
+
+    Returns the total norm before clipping. Equivalent to
+    ``torch.nn.utils.clip_grad_norm_`` except that gradients at or below the
+    threshold are left exactly as they are.
+    """
+    params = [p for p in parameters if p.grad is not None]
+    clipped, total = clip_grad_norm([p.grad for p in params], max_norm)
+    for p, g in zip(params, clipped, strict=True):
+        p.grad.copy_(g)
+    return total
 
 
 @dataclass
@@ -61,21 +98,27 @@ def train(
     clip_norm: float | None = None,
     progress: bool = False,
     desc: str = "train",
-    after_step: Callable[[], None] | None = None,
+    after_step: Callable[[int, torch.nn.Module], None] | None = None,
     eval_fn: Callable[[torch.nn.Module], float] | None = None,
     eval_every: int = 100,
     random_seed: int | None = None,
+    lr_at: Callable[[int], float] | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` optimiser steps.
 
     batches: an iterator yielding whatever ``loss_fn(model, batch)`` accepts;
-    loss_fn returns a 0-dim loss. clip_norm: clip gradients to this global norm
-    (None = no clipping). after_step: called after every optimiser step (for
-    example to project the weights back into a box). eval_fn: called with the
-    model (in eval mode, without gradients) every ``eval_every`` steps and
-    after the last one, for example to compute a test loss. random_seed: when
-    given, seeds every generator first (:func:`seqlab.seed`). Batches are moved
-    to the device of the model's parameters. Returns a :class:`History`.
+    loss_fn returns a 0-dim loss (it may also record more, for example
+    per-token losses, in a list of its own). clip_norm: clip gradients to this
+    global norm (None = no clipping). lr_at: the learning rate of step ``s``
+    (0-based), set on every parameter group before the step (a warm-up and
+    decay schedule). after_step: called as ``after_step(step, model)`` after
+    every optimiser step, ``step`` counting from 1 (for example to project the
+    weights back into a box, or to measure the model during training).
+    eval_fn: called with the model (in eval mode, without gradients) every
+    ``eval_every`` steps and after the last one, for example to compute a test
+    loss. random_seed: when given, seeds every generator first
+    (:func:`seqlab.seed`). Batches are moved to the device of the model's
+    parameters. Returns a :class:`History`.
     """
     if random_seed is not None:
         seed(random_seed)
@@ -86,6 +129,9 @@ def train(
         batch = next(batches)
         if device is not None:
             batch = to_device(batch, device)
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
@@ -102,7 +148,7 @@ def train(
         history.grad_norm.append(norm.item())
         optimizer.step()
         if after_step is not None:
-            after_step()
+            after_step(step + 1, model)
         if eval_fn is not None and ((step + 1) % eval_every == 0 or step + 1 == steps):
             _evaluate(model, eval_fn, step + 1, history)
     return history

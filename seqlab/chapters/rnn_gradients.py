@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .env import seed
-from .gradients import hidden_gradient_norms, input_sensitivity, scale_spectral_radius
-from .rnn import RNN
-from .train import History, train
+from ..base.env import seed
+from ..base.train import History, train
+from ..gradients import hidden_gradient_norms, input_sensitivity, scale_spectral_radius
+from ..rnn import RNN
 
 
 def gradient_norm_curves(
@@ -109,7 +109,7 @@ def clipping_experiment(
 
     params = list(model.parameters())
 
-    def clamp_weights():
+    def clamp_weights(_step, _model):
         with torch.no_grad():
             for p in params:
                 p.clamp_(-threshold, threshold)

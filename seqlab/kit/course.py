@@ -2,9 +2,9 @@
 
 Run from the course repository (the folder with ``nbgrader_config.py``)::
 
-    python -m seqlab.course release            # solutions/ -> exercises/
-    python -m seqlab.course grade              # submitted/ -> autograded/, feedback/, grades.csv
-    python -m seqlab.course grade --zip downloads.zip --assignment rnn_gradients
+    python -m seqlab.kit release            # solutions/ -> exercises/
+    python -m seqlab.kit grade              # submitted/ -> autograded/, feedback/, grades.csv
+    python -m seqlab.kit grade --zip downloads.zip --assignment rnn_gradients
 
 ``make release`` and ``make grade`` call these. Every step is nbgrader's own:
 releasing, autograding (student code runs in nbgrader's kernels, one nbgrader
@@ -37,7 +37,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from seqlab import sandbox
+from seqlab.kit import sandbox
 
 
 class CourseError(Exception):
@@ -252,7 +252,7 @@ class Summary:
 
 def require_sandbox() -> bool:
     """Check, before anything is graded, that the grading sandbox starts here
-    (seqlab.sandbox); returns False when grading was asked to run without it."""
+    (seqlab.kit.sandbox); returns False when grading was asked to run without it."""
     if not sandbox.enabled():
         return False
     try:
@@ -835,7 +835,7 @@ def _print_summary(root: Path, summary: Summary) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m seqlab.course", description=__doc__.split("\n")[0]
+        prog="python -m seqlab.kit", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
@@ -874,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise CourseError("--zip needs exactly one --assignment ID")
                 collect_zip(root, args.zip, args.assignment[0])
             if args.cluster:
-                from seqlab import cluster
+                from seqlab.kit import cluster
 
                 summary, _ = cluster.grade(root, args.assignment, args.cluster, args.regrade)
             else:
