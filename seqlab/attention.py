@@ -784,13 +784,13 @@ def plot_attention(
     """
     from matplotlib.patches import Rectangle
 
-    from .base.plots import PALETTE, _new_axes, course_style
+    from .base.plots import PALETTE, new_axes, course_style
 
     w = weights.detach().float().cpu().numpy()
     T, S = w.shape
     rows = list(target) + ["<eos>"] * (T - len(target))
     with course_style():
-        ax = _new_axes(ax, figsize=(0.32 * S + 1.8, 0.3 * T + 1.2))
+        ax = new_axes(ax, figsize=(0.32 * S + 1.8, 0.3 * T + 1.2))
         image = ax.imshow(w, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
                           interpolation="nearest")  # fmt: skip
         ax.grid(False)

@@ -404,10 +404,10 @@ def plot_training(history: InductionHistory, ax=None, window: int = 10, vocab: i
     line marks :func:`phase_change_step`; vocab: when given, a dotted line at
     log V, the loss of a uniform guess. -> the Axes.
     """
-    from .base.plots import INK, MUTED, PALETTE, _new_axes, course_style
+    from .base.plots import INK, MUTED, PALETTE, new_axes, course_style
 
     with course_style():
-        ax = _new_axes(ax)
+        ax = new_axes(ax)
         steps = np.arange(1, len(history.loss) + 1)
         curves = (("first time", history.loss_first, PALETTE[0]),
                   ("repeated", history.loss_second, PALETTE[1]),
@@ -435,12 +435,12 @@ def plot_head_scores_during_training(history: InductionHistory, ax=None,
     """Each head's score over training: the induction score of the last layer's heads
     (solid) and the previous-token score of the first layer's (dashed). -> the Axes.
     """
-    from .base.plots import INK, PALETTE, _new_axes, course_style
+    from .base.plots import INK, PALETTE, new_axes, course_style
 
     induction = np.asarray(history.induction)  # (evals, n_layers, h)
     previous = np.asarray(history.previous_token)
     with course_style():
-        ax = _new_axes(ax)
+        ax = new_axes(ax)
         n_layers, h = induction.shape[1:]
         for i in range(h):
             ax.plot(history.eval_step, induction[:, -1, i], color=PALETTE[i % len(PALETTE)],
@@ -468,13 +468,13 @@ def plot_position_losses(losses: torch.Tensor, vocab: int | None = None, ax=None
     Bars before the repetition in one colour, after it in another; a dotted
     line at log V when ``vocab`` is given. -> the Axes.
     """
-    from .base.plots import MUTED, PALETTE, _new_axes, course_style
+    from .base.plots import MUTED, PALETTE, new_axes, course_style
 
     y = losses.detach().double().cpu().numpy()
     L = len(y) // 2
     t = np.arange(len(y))
     with course_style():
-        ax = _new_axes(ax)
+        ax = new_axes(ax)
         ax.bar(t[:L], y[:L], color=PALETTE[0], width=0.8, label="first time")
         ax.bar(t[L:], y[L:], color=PALETTE[1], width=0.8, label="repeated")
         if vocab is not None:
@@ -498,7 +498,7 @@ def plot_head_attention(weights: torch.Tensor, ids: torch.Tensor, ax=None, title
     -> the Axes.
     """
     from .attention import plot_attention
-    from .base.plots import _new_axes
+    from .base.plots import new_axes
 
     if weights.dim() != 2 or weights.shape != (len(ids), len(ids)):
         raise ValueError(
@@ -510,7 +510,7 @@ def plot_head_attention(weights: torch.Tensor, ids: torch.Tensor, ax=None, title
     if targets:
         target = induction_targets(ids[None])[0].tolist()
         pairs = [(t, s) for t, s in enumerate(target) if s >= 0]
-    ax = _new_axes(ax, figsize=(6.4, 5.6))  # plot_attention's own size grows with T
+    ax = new_axes(ax, figsize=(6.4, 5.6))  # plot_attention's own size grows with T
     ax = plot_attention(weights, tokens, tokens, pairs, ax=ax, title=title, colorbar=colorbar)
     ax.tick_params(labelsize=6 if len(ids) > 24 else 8)
     ax.set_xlabel("key: token attended to")

@@ -717,10 +717,10 @@ def agreement_examples(n: int, seed: int, exclude=()) -> list[tuple[list[str], i
 
 
 def _encode_batch(sentences, vocab, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    from .base.data import _pad
+    from .base.data import pad_rows
 
     rows = [vocab.encode(s) for s in sentences]
-    ids = _pad(rows, vocab.pad_id)  # (B, T)
+    ids = pad_rows(rows, vocab.pad_id)  # (B, T)
     mask = ids != vocab.pad_id
     return ids.to(device), mask.to(device)
 

@@ -355,7 +355,7 @@ def encode_source(task: Task, tokens: list[str], reverse_source: bool = False) -
     return torch.tensor(ids[::-1] if reverse_source else ids, dtype=torch.long)
 
 
-def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+def pad_rows(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     width = max(len(r) for r in rows)
     return torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
 
@@ -369,14 +369,14 @@ def make_batch(
     sv, tv = task.src_vocab, task.tgt_vocab
     src = [encode_source(task, ex.source, reverse_source).tolist() for ex in examples]
     tgt = [tv.encode(ex.target) for ex in examples]
-    src_t = _pad(src, sv.pad_id)  # (B, S)
+    src_t = pad_rows(src, sv.pad_id)  # (B, S)
     lengths = torch.tensor([len(s) for s in src])
     src_mask = torch.arange(src_t.shape[1])[None, :] < lengths[:, None]  # (B, S)
     batch = Batch(
         src_t,
         src_mask,
-        _pad([[tv.bos_id] + t for t in tgt], tv.pad_id),
-        _pad([t + [tv.eos_id] for t in tgt], tv.pad_id),
+        pad_rows([[tv.bos_id] + t for t in tgt], tv.pad_id),
+        pad_rows([t + [tv.eos_id] for t in tgt], tv.pad_id),
         list(examples),
     )
     return batch if device is None else batch.to(device)

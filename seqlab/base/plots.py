@@ -85,7 +85,7 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[Figure, np.ndarr
         return plt.subplots(nrows, ncols, **kwargs)
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axes:
+def new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axes:
     if ax is not None:
         return ax
     with course_style():
@@ -117,7 +117,7 @@ def plot_norms_against_distance(
     reference_rho: when given, a dashed grey line rho**k, the rate that the
     spectral radius rho predicts in the long run.
     """
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     K = 0
     for i, (label, values) in enumerate(curves.items()):
         y = _as_numpy(values)
@@ -263,7 +263,7 @@ def plot_loss(
     horizontal line, for example the loss of always predicting 0, labelled
     ``baseline_label``.
     """
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     _plot_series(ax, histories, "loss", ylim)
     if baseline is not None:
         ax.axhline(
@@ -293,7 +293,7 @@ def plot_test_loss(
     filled by :func:`seqlab.base.train.train`. baseline: a dotted horizontal line,
     labelled ``baseline_label``.
     """
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     for i, (label, history) in enumerate(histories.items()):
         ax.plot(
             history.eval_step,
@@ -332,7 +332,7 @@ def plot_grad_norm(
     threshold: a dotted horizontal line at the clipping threshold. A run that
     diverged ends with an X, as in :func:`plot_loss`.
     """
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     _plot_series(ax, histories, "grad_norm", ylim)
     if threshold is not None:
         ax.axhline(
@@ -387,7 +387,7 @@ def plot_sensitivity(
     from 1. A dotted vertical line splits the sequence into halves. ``log``
     uses a log y axis, where an exponential decay is a straight line.
     """
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     for i, (label, values) in enumerate(shares.items()):
         y = _as_numpy(values)
         t = np.arange(1, len(y) + 1)
