@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Keep the course's tests and books off a GPU unless asked: CI has none.
 export MPLBACKEND := Agg
 
-.PHONY: book test screenshots bench release grade demo-class lint clean venv
+.PHONY: book test lint checkpoints screenshots bench release grade demo-class clean venv
 
 venv: $(VENV)/.installed
 
@@ -25,9 +25,18 @@ book: venv
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	touch _build/html/.nojekyll
 
-test: venv
-	$(BIN)/ruff check seqlab tests book/_ext
+test: lint
 	$(BIN)/python -m pytest
+
+# what CI checks before the tests: ruff, and the package's layers (its import graph)
+lint: venv
+	$(BIN)/ruff check seqlab tests book/_ext bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/base/test_layers.py
+
+# retrain the models the book ships, into seqlab/checkpoints (a few minutes to an hour on a CPU)
+# make checkpoints [CHAPTER=id] [ONLY=name]; `python -m seqlab.chapters stale` lists outdated ones
+checkpoints: venv
+	$(BIN)/python -m seqlab.chapters checkpoints $(CHAPTER) $(if $(ONLY),--only $(ONLY))
 
 # the course measured end to end: bench/results.md, bench/results.json, README's table
 bench: venv
@@ -36,7 +45,7 @@ bench: venv
 # every page of the built book at desktop and phone width, in _build/screenshots
 # (headless chromium: apt-get install chromium)
 screenshots: book
-	$(BIN)/python tests/browser.py _build/html _build/screenshots
+	$(BIN)/python tests/book/browser.py _build/html _build/screenshots
 
 release: venv
 	$(BIN)/python -m seqlab.kit release

@@ -1,19 +1,16 @@
 """seqlab: the reference library of the course *Sequence Models, from RNN gradients to GPT
 prompting*.
 
-One module per idea: :mod:`seqlab.rnn` (a vanilla RNN), :mod:`seqlab.gradients`
-(gradient flow and clipping), :mod:`seqlab.base.train` (the shared training loop),
-:mod:`seqlab.chapters.rnn_gradients` (chapter 1's experiments), :mod:`seqlab.lstm` (the
-LSTM and the GRU), :mod:`seqlab.chapters.lstm_gru` (chapter 2's experiments and its
-trained checkpoints), :mod:`seqlab.base.data` (vocabularies, the generated tasks,
-batches with masks), :mod:`seqlab.seq2seq` (the encoder-decoder of chapter 3),
-:mod:`seqlab.base.decoding` (greedy and beam search), :mod:`seqlab.base.metrics` (exact
-match, token accuracy, BLEU), :mod:`seqlab.attention` (chapter 4),
-:mod:`seqlab.transformer` (chapter 5), :mod:`seqlab.gpt`, :mod:`seqlab.prompting` and
-:mod:`seqlab.induction` (chapter 6),
-:mod:`seqlab.base.plots` and :mod:`seqlab.widgets` (figures and explorers),
-:mod:`seqlab.grading` (the checks that hidden tests use), :mod:`seqlab.kit.course`
-and :mod:`seqlab.kit.cluster` (the instructor's commands).
+Four layers, one per folder, and nothing imports upward (CONTRIBUTING.md):
+
+- :mod:`seqlab.base`: device and seeding, data, the training loop, metrics,
+  decoding, plots, checkpoints, the explorers' base, the book pages' helpers;
+- idea modules: :mod:`seqlab.rnn`, :mod:`seqlab.gradients`, :mod:`seqlab.lstm`,
+  :mod:`seqlab.seq2seq`, :mod:`seqlab.attention`, :mod:`seqlab.transformer`,
+  :mod:`seqlab.gpt`, :mod:`seqlab.prompting`, :mod:`seqlab.induction`, and
+  :mod:`seqlab.grading` (the checks the graded notebooks run);
+- :mod:`seqlab.chapters`: one module per chapter, named by its id;
+- :mod:`seqlab.kit`: the instructor's commands (the ``grade`` extra).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .rnn import _check_dims
+from .rnn import check_dims
 
 
 class LSTMGates(NamedTuple):
@@ -75,8 +75,8 @@ def lstm_gates(
     x: (B, D), h: (B, H), W_ih: (4H, D), W_hh: (4H, H), b_ih, b_hh: (4H,)
     -> LSTMGates(i, f, g, o), each (B, H).
     """
-    _check_dims("x", x, 2)
-    _check_dims("h", h, 2)
+    check_dims("x", x, 2)
+    check_dims("h", h, 2)
     pre = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh  # (B, 4H): the four gates side by side
     i, f, g, o = pre.chunk(4, dim=1)  # each (B, H)
     return LSTMGates(torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o))
@@ -114,7 +114,7 @@ def lstm_forward(
     """Run the LSTM over a sequence. xs: (B, T, D), h0, c0: (B, H)
     -> (hs (B, T, H), (h_T, c_T)), equal to a one-layer, batch-first ``torch.nn.LSTM``.
     """
-    _check_dims("xs", xs, 3)
+    check_dims("xs", xs, 3)
     h, c = h0, c0
     hs = []
     for t in range(xs.shape[1]):
@@ -137,8 +137,8 @@ def gru_cell(
     rows in the order r, z, n. As in PyTorch (and cuDNN), the reset gate scales
     ``h @ W_hn.T + b_hn`` *after* the product, not h before it.
     """
-    _check_dims("x", x, 2)
-    _check_dims("h", h, 2)
+    check_dims("x", x, 2)
+    check_dims("h", h, 2)
     x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=1)  # each (B, H)
     h_r, h_z, h_n = (h @ W_hh.T + b_hh).chunk(3, dim=1)
     r = torch.sigmoid(x_r + h_r)
@@ -158,7 +158,7 @@ def gru_forward(
     """Run the GRU over a sequence. xs: (B, T, D), h0: (B, H)
     -> (hs (B, T, H), h_T), equal to a one-layer, batch-first ``torch.nn.GRU``.
     """
-    _check_dims("xs", xs, 3)
+    check_dims("xs", xs, 3)
     h = h0
     hs = []
     for t in range(xs.shape[1]):
@@ -191,7 +191,7 @@ class _GatedLayer(nn.Module):
         return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
 
     def _check_input(self, xs: torch.Tensor) -> tuple[int, int]:
-        _check_dims("xs", xs, 3)
+        check_dims("xs", xs, 3)
         B, T, D = xs.shape
         if D != self.input_size:
             raise ValueError(f"expected {self.input_size} input features, got {D}")

@@ -29,7 +29,8 @@ def _identity(z: torch.Tensor) -> torch.Tensor:
 NONLINEARITIES: dict[str, Nonlinearity] = {"tanh": torch.tanh, "linear": _identity}
 
 
-def _check_dims(name: str, tensor: torch.Tensor, dims: int) -> None:
+def check_dims(name: str, tensor: torch.Tensor, dims: int) -> None:
+    """Raise a ValueError naming ``name`` unless ``tensor`` has ``dims`` dimensions."""
     if tensor.dim() != dims:
         raise ValueError(f"{name} should have {dims} dimensions, got shape {tuple(tensor.shape)}")
 
@@ -48,8 +49,8 @@ def rnn_step(
     -> h_t: (B, H) = tanh(x_t @ W_xh + h_prev @ W_hh + b_h).
     ``nonlinearity="linear"`` drops the tanh (a linear RNN).
     """
-    _check_dims("x_t", x_t, 2)
-    _check_dims("h_prev", h_prev, 2)
+    check_dims("x_t", x_t, 2)
+    check_dims("h_prev", h_prev, 2)
     return NONLINEARITIES[nonlinearity](x_t @ W_xh + h_prev @ W_hh + b_h)
 
 
@@ -65,7 +66,7 @@ def rnn_forward(
 
     xs: (B, T, D), h0: (B, H) -> hs: (B, T, H), the hidden state after each step.
     """
-    _check_dims("xs", xs, 3)
+    check_dims("xs", xs, 3)
     h = h0
     hs = []
     for t in range(xs.shape[1]):
@@ -131,7 +132,7 @@ class RNN(nn.Module):
         )
 
     def forward(self, xs: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-        _check_dims("xs", xs, 3)
+        check_dims("xs", xs, 3)
         B, _, D = xs.shape
         if D != self.input_size:
             raise ValueError(f"expected {self.input_size} input features, got {D}")

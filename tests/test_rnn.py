@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seqlab.rnn import RNN, rnn_forward, rnn_step
+from seqlab.rnn import RNN, check_dims, rnn_forward, rnn_step
 
 pytestmark = pytest.mark.rnn_gradients
 
@@ -79,6 +79,15 @@ def test_rnn_keeps_float32_and_rejects_wrong_shapes_with_a_clear_message():
         rnn(torch.randn(2, 5, 2))
     with pytest.raises(ValueError, match="nonlinearity should be one of"):
         RNN(3, 4, nonlinearity="relu6")
+
+
+def test_check_dims_names_the_tensor_and_its_shape():
+    check_dims("h", torch.zeros(2, 3), 2)  # the right number of dimensions: nothing happens
+    with pytest.raises(ValueError, match=r"h should have 2 dimensions, got shape \(2, 3, 4\)"):
+        check_dims("h", torch.zeros(2, 3, 4), 2)
+    with pytest.raises(ValueError, match=r"x_t should have 2 dimensions, got shape \(4,\)"):
+        rnn_step(torch.zeros(4), torch.zeros(1, 2), torch.zeros(4, 2), torch.zeros(2, 2),
+                 torch.zeros(2))  # fmt: skip
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -1,41 +1,32 @@
-"""seqlab.base.env (device, seed), seqlab.base.train and chapter 1's experiments."""
+"""seqlab.chapters.rnn_gradients: chapter 1's experiments, the numbers of its page, and
+its explorer (live in Jupyter, a player in the book)."""
 
+import base64
 import math
+import re
 
+import ipywidgets
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
-import seqlab
+from seqlab.base.train import History
 from seqlab.chapters.rnn_gradients import (
     ClippingSetup,
+    SpectralRadiusExplorer,
     baseline_mse,
     clipping_experiment,
     gradient_norm_curves,
+    late_loss,
     sensitivity_experiment,
+    share_on_wall,
+    spectral_radius_explorer,
 )
 
 pytestmark = pytest.mark.rnn_gradients
 
-
-def test_device_prefers_cuda_then_mps_then_cpu_and_obeys_the_override(monkeypatch):
-    monkeypatch.delenv("SEQLAB_DEVICE", raising=False)
-    want = "cuda" if torch.cuda.is_available() else None
-    if want is None and torch.backends.mps.is_available():
-        want = "mps"
-    assert seqlab.device().type == (want or "cpu")
-    monkeypatch.setenv("SEQLAB_DEVICE", "cpu")
-    assert seqlab.device() == torch.device("cpu")
-
-
-def test_seed_makes_runs_repeatable_and_rejects_non_integers():
-    seqlab.seed(3)
-    a = torch.randn(4)
-    seqlab.seed(3)
-    assert torch.equal(a, torch.randn(4))
-    g1, g2 = seqlab.seed(5), seqlab.seed(5)
-    assert torch.equal(torch.randn(3, generator=g1), torch.randn(3, generator=g2))
-    with pytest.raises(TypeError, match="seed expects an int, got float"):
-        seqlab.seed(1.5)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_baseline_mse_is_the_variance_of_the_target():
@@ -82,3 +73,109 @@ def test_sensitivity_experiment_shares_sum_to_one():
     for s in shares.values():
         assert s.sum().item() == pytest.approx(1.0, rel=1e-5)
     assert shares["unidirectional"][:10].sum() < 0.05
+
+
+def test_late_loss_averages_the_last_steps():
+    history = History(loss=[100.0] * 10 + [1.0, 2.0, 3.0])
+    assert late_loss(history, last=3) == 2.0
+    assert late_loss(History(loss=[4.0, 2.0]), last=50) == 3.0  # a short run: all of it
+
+
+def test_share_on_wall_counts_the_entries_clamped_to_either_wall():
+    w = torch.tensor([1.0, -1.0, 0.5, 0.0, -0.9999999])
+    assert share_on_wall(w, 1.0) == pytest.approx(3 / 5)
+    assert share_on_wall(w, 2.0) == 0.0
+
+
+# ------------------------------------------------------------------ the explorer
+
+
+@pytest.fixture(scope="module")
+def explorer() -> SpectralRadiusExplorer:
+    return spectral_radius_explorer(rhos=(0.5, 1.0, 2.0), steps=12, hidden_size=8)
+
+
+@pytest.fixture(scope="module")
+def bundle(explorer) -> dict:
+    return explorer._repr_mimebundle_()
+
+
+def _frames(html: str) -> list[bytes]:
+    """The PNG frames that matplotlib's player embeds, decoded, in order."""
+    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
+    ordered = sorted(found, key=lambda match: int(match[0]))
+    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
+
+
+def test_mime_bundle_offers_the_live_widget_and_a_static_html_fallback(explorer, bundle):
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    assert bundle[WIDGET_VIEW]["model_id"] == explorer.widget().model_id
+    assert bundle[WIDGET_VIEW]["version_major"] == 2
+    assert "SpectralRadiusExplorer" in bundle["text/plain"]
+
+
+def test_html_fallback_is_a_player_with_one_png_frame_per_rho(explorer, bundle):
+    html = bundle["text/html"]
+    assert 'class="anim-slider"' in html and "anim-buttons" in html
+    frames = _frames(html)
+    assert len(frames) == len(explorer.rhos)
+    assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
+
+
+def test_html_fallback_frames_differ_between_rho_values(bundle):
+    frames = _frames(bundle["text/html"])
+    assert len(set(frames)) == len(frames)
+
+
+def test_html_fallback_loads_nothing_from_the_network(bundle):
+    html = bundle["text/html"]
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html
+    assert 'class="fa ' not in html  # Font Awesome icons need its stylesheet
+    assert re.findall(r"<script[^>]*\bsrc=", html) == []
+
+
+def test_html_fallback_frame_image_has_alt_text(bundle):
+    img = re.search(r'<img [^>]*id="_anim_img[^>]*>', bundle["text/html"]).group(0)
+    assert re.search(r'alt="[^"]*spectral radius[^"]*"', img)
+
+
+def test_live_widget_is_a_slider_over_rho_and_an_image(explorer):
+    box = explorer.widget()
+    slider, message, image = box.children
+    assert isinstance(slider, ipywidgets.FloatSlider) and isinstance(image, ipywidgets.Image)
+    assert (slider.min, slider.max) == (0.5, 2.0)
+    assert slider.value == 1.0
+    assert message.value == ""
+    assert bytes(image.value).startswith(PNG_SIGNATURE)
+
+
+def test_moving_the_slider_redraws_the_image(explorer):
+    slider, _, image = explorer.widget().children
+    before = bytes(image.value)
+    slider.value = 2.0
+    assert bytes(image.value) != before
+    assert bytes(image.value) == explorer.png(2.0)
+    slider.value = 1.0
+
+
+def test_explorer_curves_vanish_below_the_edge_and_explode_above_it(explorer):
+    low, high = explorer.curves(0.5), explorer.curves(2.0)
+    far = explorer.steps - 1
+    for name in low:  # the linear RNN and the tanh RNN with small inputs
+        assert low[name][0] == pytest.approx(1.0)
+        assert low[name][far] < 0.01, name
+        assert high[name][far] > 1, name
+
+
+def test_explorer_leaves_no_pyplot_figures_behind():
+    before = plt.get_fignums()
+    small = spectral_radius_explorer(rhos=(0.9, 1.1), steps=5, hidden_size=4)
+    small._repr_mimebundle_()
+    small.png(1.1)
+    assert plt.get_fignums() == before
+
+
+def test_explorer_rejects_fewer_than_two_rho_values():
+    with pytest.raises(ValueError, match=r"at least 2 values, got \[1.0\]"):
+        SpectralRadiusExplorer(rhos=(1.0,))

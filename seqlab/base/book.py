@@ -8,6 +8,7 @@ never typed by hand, so every number in them is computed on the page.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from IPython.display import Markdown
@@ -43,12 +44,41 @@ def count(n: int) -> str:
     return f"{int(n):,}".replace(",", "\u202f")
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci(x: float, digits: int = 2) -> str:
+    """x rounded to ``digits`` significant digits, as text for the prose.
+
+    0.042, 7.7, 0.9 or 1090; 1.1 × 10¹⁰ and 2.6 × 10⁻¹⁸ when very large or very
+    small (the gradients of this chapter span forty orders of magnitude, which
+    a fixed number of decimals cannot show).
+    """
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    if 1e-3 <= abs(x) < 1e4:
+        decimals = digits - 1 - math.floor(math.log10(abs(x)))
+        return f"{round(x, decimals):g}"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+def percent(share: float, digits: int = 2) -> str:
+    """A share between 0 and 1 as a percentage with ``digits`` significant digits.
+
+    0.488 -> '48.8 %' (digits=3); a tiny share keeps its digits: '1.2 × 10⁻⁵ %'.
+    """
+    return f"{sci(100 * share, digits)} %"
+
+
 def _cell(value) -> str:
     text = str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def table_markdown(header: Sequence[str], rows: Iterable[Sequence], align: str | None = None) -> str:
+def table_markdown(
+    header: Sequence[str], rows: Iterable[Sequence], align: str | None = None
+) -> str:
     """A Markdown table: ``header`` names the columns, each row gives one value per column.
 
     align: one character per column, ``l``, ``r`` or ``c`` (default: all left).

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .train import History
 
@@ -404,4 +405,44 @@ def plot_sensitivity(
     if title:
         ax.set_title(title)
     ax.legend(loc="best")
+    return ax
+
+
+def plot_attention(
+    weights: torch.Tensor,
+    source: Sequence[str],
+    target: Sequence[str],
+    alignment: Sequence[tuple[int, int]] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    colorbar: bool = True,
+) -> Axes:
+    """A heat map of attention weights, with a true alignment drawn on top.
+
+    weights: (T, S), row t the attention while producing target token t
+    (rows beyond len(target) are labelled <eos>); source, target: the tokens
+    that label the columns and the rows; alignment: pairs (target index,
+    source index), each drawn as an outlined square. -> the Axes.
+    """
+    w = weights.detach().float().cpu().numpy()
+    T, S = w.shape
+    rows = list(target) + ["<eos>"] * (T - len(target))
+    with course_style():
+        ax = new_axes(ax, figsize=(0.32 * S + 1.8, 0.3 * T + 1.2))
+        image = ax.imshow(w, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
+                          interpolation="nearest")  # fmt: skip
+        ax.grid(False)
+        labels = [tok if tok.strip() else "\u2423" for tok in list(source)[:S]]  # a visible space
+        ax.set_xticks(range(S), labels, rotation=90)
+        ax.set_yticks(range(T), rows[:T])
+        ax.tick_params(length=0)
+        for t, s in alignment or ():
+            ax.add_patch(Rectangle((s - 0.5, t - 0.5), 1, 1, fill=False, linewidth=1.5,
+                                   edgecolor=PALETTE[1]))  # fmt: skip
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
+        if title:
+            ax.set_title(title)
+        if colorbar:
+            ax.figure.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
     return ax

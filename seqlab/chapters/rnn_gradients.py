@@ -1,19 +1,35 @@
 """Chapter 1's experiments: vanishing and exploding gradients in a vanilla RNN.
 
 Each function runs one experiment of the book chapter and returns numbers,
-so that the page, the exercise and the tests all compute the same thing.
+so that the page, the exercise and the tests all compute the same thing. The
+chapter's explorer, :func:`spectral_radius_explorer`, puts the spectral radius
+of W_hh on a slider; :func:`sci` and :func:`percent` write the page's numbers
+into its prose.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ipywidgets
+import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from ..base.env import seed
+from ..base.explorer import Explorer
+from ..base.plots import course_style, plot_norms_against_distance
 from ..base.train import History, train
 from ..gradients import hidden_gradient_norms, input_sensitivity, scale_spectral_radius
 from ..rnn import RNN
+
+# ------------------------------------------------------------------ numbers for the prose
+
+
+
+# ------------------------------------------------------------------ the experiments
 
 
 def gradient_norm_curves(
@@ -60,8 +76,8 @@ class ClippingSetup:
     hidden_size: int = 32  # H
     rho: float = 1.5  # initial spectral radius of W_hh: past the edge, so W_hh^T explodes
     lr: float = 0.1  # plain SGD, so that the step is exactly lr * gradient
-    steps: int = 400
-    batch_size: int = 64
+    steps: int = 400  # enough for the clipped run to beat the baseline
+    batch_size: int = 64  # sequences per step, fresh ones every step
     target_scale: float = 3.0  # target = target_scale * mean of the inputs
 
 
@@ -126,6 +142,19 @@ def clipping_experiment(
     return history, model
 
 
+def late_loss(history: History, last: int = 50) -> float:
+    """A run's final loss: the mean training loss over its last ``last`` steps
+    (one batch is noisy)."""
+    tail = history.loss[-last:]
+    return sum(tail) / len(tail)
+
+
+def share_on_wall(weights: torch.Tensor, threshold: float) -> float:
+    """The share of the entries of ``weights`` that sit on the wall of the box
+    [-threshold, threshold], where weight clamping pushes them."""
+    return (weights.abs() >= threshold - 1e-6).float().mean().item()
+
+
 def sensitivity_experiment(
     seq_len: int = 50,
     input_size: int = 8,
@@ -148,3 +177,123 @@ def sensitivity_experiment(
         s = input_sensitivity(rnn, xs, generator=g)
         out[name] = s / s.sum()
     return out
+
+
+# ------------------------------------------------------------------ the explorer
+
+
+class SpectralRadiusExplorer(Explorer):
+    """Gradient norm against distance, with the spectral radius of W_hh on a slider.
+
+    For each rho, W_hh is one fixed random Gaussian (H, H) matrix rescaled to
+    spectral radius rho, and the figure shows how much of a gradient at the last
+    step reaches each earlier hidden state (:func:`gradient_norm_curves`) for a
+    linear RNN and a tanh RNN, beside the rate rho**k that the spectral radius
+    predicts (Pascanu et al., 2013).
+
+    rhos: the slider's values, evenly spaced (also the frames of the static
+    player). steps: distances 0..steps-1. input_scale: standard deviation of
+    the inputs of the tanh RNN; small inputs keep tanh out of saturation.
+    dpi: resolution of the frames (the static player embeds one PNG per rho).
+    """
+
+    interval = 400  # milliseconds per frame of the static player
+
+    def __init__(
+        self,
+        rhos: Sequence[float] = tuple(np.round(np.linspace(0.6, 2.2, 17), 2)),
+        steps: int = 40,  # distances k = 0, ..., steps - 1
+        hidden_size: int = 32,  # H
+        input_scale: float = 0.1,  # std of the tanh RNN's inputs: small keeps it unsaturated
+        random_seed: int = 0,
+        dpi: int = 72,
+        ylim: tuple[float, float] = (1e-12, 1e12),  # the same y axis for every frame
+    ):
+        if len(rhos) < 2:
+            raise ValueError(f"rhos should hold at least 2 values, got {list(rhos)}")
+        self.rhos = [float(r) for r in rhos]
+        self.steps = steps
+        self.hidden_size = hidden_size
+        self.input_scale = input_scale
+        self.random_seed = random_seed
+        self.dpi = dpi
+        self.ylim = ylim
+        self._curves: dict[float, dict[str, torch.Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"SpectralRadiusExplorer(rho from {self.rhos[0]:g} to {self.rhos[-1]:g}, "
+            f"{len(self.rhos)} values, {self.steps} steps)"
+        )
+
+    def curves(self, rho: float) -> dict[str, torch.Tensor]:
+        """{"linear RNN": (steps,), "tanh RNN, ...": (steps,)}: gradient norms for this rho."""
+        rho = float(rho)
+        if rho not in self._curves:
+            common = dict(
+                hidden_size=self.hidden_size,
+                steps=self.steps,
+                orthogonal_at_one=False,  # the same matrix for every rho, only rescaled
+                random_seed=self.random_seed,
+                input_scale=self.input_scale,
+            )
+            self._curves[rho] = {
+                "linear RNN": gradient_norm_curves([rho], nonlinearity="linear", **common)[rho],
+                f"tanh RNN, inputs of std {self.input_scale:g}": gradient_norm_curves(
+                    [rho], nonlinearity="tanh", **common
+                )[rho],
+            }
+        return self._curves[rho]
+
+    def frames(self) -> list[float]:
+        return self.rhos
+
+    def figure(self) -> tuple[Figure, Axes]:
+        with course_style():
+            fig = Figure(figsize=(6.4, 3.4), dpi=self.dpi, layout="constrained")
+            ax = fig.add_subplot()
+        return fig, ax
+
+    def draw(self, rho: float, ax: Axes) -> None:
+        """Draw the figure for one rho on ``ax`` (cleared first)."""
+        with course_style():
+            ax.clear()
+            plot_norms_against_distance(
+                self.curves(rho),
+                ax=ax,
+                ylabel=r"$\|\partial \langle u, h_T \rangle / \partial h_{T-k}\|$",
+                title=rf"spectral radius of $W_{{hh}}$: $\rho = {rho:.2f}$",
+                ylim=self.ylim,
+                reference_rho=rho,
+            )
+            ax.set_xlim(0, self.steps - 1)
+            ax.legend(loc="upper left")
+
+    def controls(self) -> dict[str, ipywidgets.Widget]:
+        """A slider over rho, starting at the value closest to 1 (the edge)."""
+        slider = ipywidgets.FloatSlider(
+            value=min(self.rhos, key=lambda r: abs(r - 1.0)),
+            min=self.rhos[0],
+            max=self.rhos[-1],
+            step=self.rhos[1] - self.rhos[0],
+            description="ρ",
+            readout_format=".2f",
+            continuous_update=False,
+        )
+        return {"rho": slider}
+
+    def alt(self) -> str:
+        return (
+            "Gradient norm against distance for a linear and a tanh RNN, one frame per "
+            f"spectral radius from {self.rhos[0]:g} to {self.rhos[-1]:g}"
+        )
+
+
+def spectral_radius_explorer(**kwargs) -> SpectralRadiusExplorer:
+    """An explorer of how the spectral radius of W_hh sets the gradient's fate.
+
+    Display the result in a notebook cell: a live slider in Jupyter, a player
+    of precomputed frames in the static book. Keyword arguments go to
+    :class:`SpectralRadiusExplorer`.
+    """
+    return SpectralRadiusExplorer(**kwargs)

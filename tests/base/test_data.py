@@ -19,7 +19,7 @@ from seqlab.base.data import (
     translation_task,
 )
 
-pytestmark = pytest.mark.seq2seq
+pytestmark = pytest.mark.base
 
 
 def test_vocab_puts_the_specials_first_then_sorted_tokens():

@@ -13,7 +13,7 @@ from seqlab.base.decoding import (
     one_at_a_time,
 )
 
-pytestmark = pytest.mark.seq2seq
+pytestmark = pytest.mark.base
 
 BOS, EOS = 1, 2
 

@@ -12,7 +12,7 @@ from seqlab.base.metrics import (
     token_accuracy,
 )
 
-pytestmark = pytest.mark.seq2seq
+pytestmark = pytest.mark.base
 
 sacrebleu = pytest.importorskip("sacrebleu")
 

@@ -12,6 +12,8 @@ from matplotlib.colors import to_rgba
 from seqlab.base import plots
 from seqlab.base.train import History
 
+pytestmark = pytest.mark.base
+
 
 @pytest.fixture(autouse=True)
 def _close_figures_and_restore_style():
@@ -150,19 +152,3 @@ def test_plotting_helpers_print_nothing(capsys):
     plots.plot_histories({"run": _diverged_history()})
     plots.plot_sensitivity({"run": torch.tensor([0.5, 0.5])})
     assert capsys.readouterr().out == ""
-
-
-@pytest.mark.lstm_gru
-def test_plot_test_loss_draws_one_line_per_run_and_the_baseline():
-    from seqlab.base.plots import plot_test_loss
-    from seqlab.base.train import History
-
-    runs = {
-        "a": History(eval_step=[10, 20], eval_loss=[0.5, 0.1]),
-        "b": History(eval_step=[10, 20], eval_loss=[0.4, 0.3]),
-    }
-    ax = plot_test_loss(runs, baseline=0.167, baseline_label="predicting 1")
-    labels = [line.get_label() for line in ax.get_lines()]
-    assert labels[:2] == ["a", "b"] and "predicting 1 (0.167)" in labels
-    assert ax.get_yscale() == "log"
-    plt.close(ax.figure)

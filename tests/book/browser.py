@@ -1,8 +1,8 @@
 """The built book in a real browser: Debian's chromium, driven by Playwright.
 
-Used by tests/test_browser.py and by ``make screenshots``::
+Used by tests/book/test_browser.py and by ``make screenshots``::
 
-    python tests/browser.py _build/html _build/screenshots
+    python tests/book/browser.py _build/html _build/screenshots
 
 which saves every page of the book at desktop and phone width.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 740}
 # Chromium as root in a sandbox, and with no network: no background connections.

@@ -4,7 +4,7 @@ Each test fails when a reader would be let down: a page with a JavaScript
 error or a missing file, a broken link, raw TeX, a figure without alt text, a
 player that does not move, a search that finds nothing, launch buttons that
 point elsewhere, or text wider than a phone. The book is the one built for
-tests/test_book.py (tests/conftest.py builds it once per session).
+tests/book/test_build.py (tests/conftest.py builds it once per session).
 Run only these with ``pytest -m browser``.
 """
 
@@ -20,7 +20,7 @@ from browser import DESKTOP, PHONE, browser, serve, toc_pages, wait_for_math
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REPOSITORY_URL = "https://github.com/seqlab-course/sequence-models"
 PAGES = toc_pages()
 # a chapter is a page with an exercise

@@ -13,7 +13,7 @@ import yaml
 
 pytestmark = pytest.mark.book
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Each chapter's page, with what it must show: figures, explorer frames, glued numbers,
 # and authors it cites (who must appear in the bibliography).
 CHAPTERS = {
