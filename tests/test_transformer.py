@@ -1,5 +1,6 @@
 """seqlab.transformer: every part equal to PyTorch's twin (float64, 1e-6, forward and
-gradients), the properties the chapter shows, and the shipped checkpoints."""
+gradients), and the properties the chapter shows. The chapter's experiments and shipped
+checkpoints are tested in test_transformers.py."""
 
 import math
 
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqlab.transformer import (
-    PRESETS,
+    POSITIONS,
+    Classifier,
     DecoderLayer,
     EncoderLayer,
     LearnedPositions,
@@ -18,15 +20,9 @@ from seqlab.transformer import (
     SinusoidalPositions,
     Transformer,
     TransformerConfig,
-    agreement_examples,
     causal_mask,
-    checkpoint_path,
     copy_torch_layer,
     copy_torch_mha,
-    english_sentences,
-    load,
-    mask_tokens,
-    save,
     scaled_dot_product_attention,
     sinusoidal_positions,
 )
@@ -315,81 +311,37 @@ def test_forward_with_weights_gives_cross_attention_rows_that_sum_to_one():
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 4))
 
 
-def test_save_and_load_round_trip(tmp_path):
-    model = _tiny()
-    save(model, tmp_path / "m.pt", note="hi")
-    again = load(tmp_path / "m.pt")
-    assert again.meta == {"note": "hi"} and again.config == model.config
-    src, mask = torch.randint(4, 11, (1, 4)), torch.ones(1, 4, dtype=torch.bool)
-    tgt = torch.randint(4, 13, (1, 3))
-    torch.testing.assert_close(again(src, mask, tgt), model(src, mask, tgt))
-    mlm = MaskedLM(9, TransformerConfig(0, 0, d_model=8, n_heads=2, d_ff=8, enc_layers=1))
-    save(mlm, tmp_path / "mlm.pt")
-    assert isinstance(load(tmp_path / "mlm.pt"), MaskedLM)
+def test_positions_table_names_the_three_kinds_of_positions():
+    assert POSITIONS == {"sinusoidal": SinusoidalPositions, "learned": LearnedPositions,
+                         "none": None}  # fmt: skip
+    with pytest.raises(ValueError, match="positions should be one of"):
+        TransformerConfig(5, 5, positions="rotary")
 
 
-# ---------------------------------------------------------------- pretraining data
+# ---------------------------------------------------------------- the encoder's two heads
 
 
-def test_mask_tokens_masks_only_real_tokens_and_remembers_them():
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(4, 20, (50, 12))
-    real = torch.arange(12)[None, :] < torch.randint(1, 13, (50, 1))
-    inputs, targets = mask_tokens(ids, real, 3, 0.3, g)
-    chosen = targets != -100
-    assert not (chosen & ~real).any()
-    assert (inputs[chosen] == 3).all() and (targets[chosen] == ids[chosen]).all()
-    assert (inputs[~chosen] == ids[~chosen]).all()
-    assert 0.2 < chosen.sum() / real.sum() < 0.4
+def _encoder_cfg():
+    return TransformerConfig(0, 0, d_model=16, n_heads=2, d_ff=16, enc_layers=1, dropout=0.0)
 
 
-def test_agreement_examples_flip_the_verb_of_half_the_sentences():
-    examples = agreement_examples(400, seed=7)
-    labels = [y for _, y in examples]
-    assert 150 < sum(labels) < 250
-    from seqlab.base.data import NOUNS, VERBS
-
-    verbs = {form for sg, pl, _, _ in VERBS for form in (sg, pl)}
-    plurals = {pl for _, pl, _, _, _ in NOUNS}
-    for tokens, label in examples[:50]:
-        verb = next(t for t in tokens if t in verbs)
-        subject = [t for t in tokens[: tokens.index(verb)] if t != "never"]
-        plural_subject = subject[-1] in plurals
-        agrees = plural_subject == (not verb.endswith("s"))
-        assert agrees == bool(label), (tokens, label)
-    exclude = {tuple(s) for s in english_sentences(200, seed=7)}
-    assert not exclude & {tuple(t) for t, _ in agreement_examples(100, seed=7, exclude=exclude)}
+def test_masked_lm_predicts_a_word_at_every_position():
+    torch.manual_seed(0)
+    model = MaskedLM(9, _encoder_cfg()).eval()
+    ids = torch.randint(4, 9, (3, 5))
+    logits = model(ids, torch.ones(3, 5, dtype=torch.bool))
+    assert logits.shape == (3, 5, 9)
+    torch.testing.assert_close(logits, model.head(model.encoder(ids, torch.ones_like(ids) > 0)))
 
 
-# ---------------------------------------------------------------- shipped checkpoints
-
-
-@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.kind == "transformer"])
-def test_shipped_transformers_translate_and_align(name):
-    from seqlab.attention import alignment_scores, task_of
-    from seqlab.seq2seq import evaluate
-
-    model = load(checkpoint_path(name))
-    task = task_of(model)
-    test = task.test[:200]
-    assert evaluate(model, task, test)["exact_match"] >= 0.95
-    assert evaluate(model, task, test[:50], method="beam")["exact_match"] >= 0.95
-    assert alignment_scores(model, task, test)["accuracy"] > 0.3
-
-
-def test_shipped_pretrained_encoder_predicts_the_verb_from_its_subject():
-    model = load(checkpoint_path("mlm"))
-    from seqlab.base.data import Vocab
-
-    vocab = Vocab(model.meta["vocab"][4:])
-    assert vocab.itos == model.meta["vocab"]
-    right = 0
-    pairs = [("the cats", "see", "sees"), ("a dog", "sees", "see"), ("some mice", "like", "likes"),
-             ("the girl", "finds", "find"), ("the big horses", "hear", "hears")]  # fmt: skip
-    for subject, good, bad in pairs:
-        tokens = subject.split() + ["<unk>", "a", "cat"]
-        ids = torch.tensor([vocab.encode(tokens)])
-        ids[0, len(subject.split())] = vocab.unk_id
-        logits = model(ids, torch.ones_like(ids, dtype=torch.bool))[0, len(subject.split())]
-        right += logits[vocab.stoi[good]] > logits[vocab.stoi[bad]]
-    assert right == len(pairs)
+def test_classifier_averages_over_real_tokens_and_ignores_padding():
+    torch.manual_seed(0)
+    clf = Classifier(9, _encoder_cfg(), 3).eval()
+    ids = torch.randint(4, 9, (2, 6))
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    other = ids.clone()
+    other[1, 4:] = 5
+    logits = clf(ids, mask)
+    assert logits.shape == (2, 3)
+    torch.testing.assert_close(logits, clf(other, mask))
+    torch.testing.assert_close(logits[1:], clf(ids[1:, :4], mask[1:, :4]))

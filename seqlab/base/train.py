@@ -74,8 +74,9 @@ class History:
 
 
 def to_device(batch, device: torch.device):
-    """Move every tensor of a batch (a tensor, or tuples, lists and dicts of them) to device."""
-    if isinstance(batch, torch.Tensor):
+    """Move every tensor of a batch to device: a tensor, an object with a ``to(device)``
+    method (a :class:`seqlab.base.data.Batch`), or tuples, lists and dicts of them."""
+    if isinstance(batch, torch.Tensor) or callable(getattr(batch, "to", None)):
         return batch.to(device)
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(item, device) for item in batch)

@@ -37,6 +37,18 @@ def test_to_device_handles_nested_batches():
     assert isinstance(moved["pair"][1], list) and torch.equal(moved["pair"][1][0], torch.ones(3))
 
 
+def test_to_device_moves_an_object_through_its_own_to_method():
+    class Pair:
+        def __init__(self, a):
+            self.a = a
+
+        def to(self, device):
+            return Pair(self.a.to(device=device, dtype=torch.float64))
+
+    moved = to_device([Pair(torch.zeros(2))], torch.device("cpu"))
+    assert moved[0].a.dtype == torch.float64  # Pair.to ran
+
+
 def _line_fit(steps, **kwargs) -> tuple[History, torch.nn.Module]:
     torch.manual_seed(0)
     model = torch.nn.Linear(1, 1)

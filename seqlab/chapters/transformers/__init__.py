@@ -1,0 +1,101 @@
+"""Chapter 5, transformers: the experiments, trained models and explorer of the book page.
+
+The transformer itself (attention, positions, layers, models) is the idea
+module :mod:`seqlab.transformer`; this package holds what the chapter does
+with it, in four modules:
+
+- :mod:`.translation`: chapter 3's translation task, training against the
+  clock (:func:`timed_training`), the attention of a trained model
+  (:func:`attention_maps`, :func:`head_alignment`) and timing a training step
+  (:func:`step_seconds`, :func:`race`);
+- :mod:`.pretraining`: masked-token pretraining and fine-tuning on few labels
+  (:func:`pretrain_mlm`, :func:`fine_tune`, :func:`agreement_examples`);
+- :mod:`.presets`: the shipped models (:data:`CHECKPOINTS`,
+  :func:`make_checkpoint`, :func:`load_checkpoint`);
+- :mod:`.explorer`: :func:`head_explorer`, every head by attention and layer.
+"""
+
+from .explorer import HeadExplorer, head_explorer
+from .presets import (
+    CHECKPOINTS,
+    Preset,
+    build,
+    config_of,
+    load_checkpoint,
+    make_checkpoint,
+    model_from,
+    train_preset,
+)
+from .pretraining import (
+    PRETRAIN_SEED,
+    PRETRAIN_SENTENCES,
+    agreement_examples,
+    classifier_accuracy,
+    classifier_from,
+    classifier_loss,
+    encode_batch,
+    english_sentences,
+    fine_tune,
+    labelled_batches,
+    mask_tokens,
+    mlm_batches,
+    mlm_loss,
+    pretrain_mlm,
+    pretraining_vocab,
+    smooth,
+    verb_forms,
+)
+from .translation import (
+    ATTENTION_KINDS,
+    TASK,
+    attention_maps,
+    head_alignment,
+    race,
+    random_batch,
+    step_seconds,
+    steps_to,
+    task_of,
+    time_to,
+    timed_training,
+)
+
+__all__ = [
+    "ATTENTION_KINDS",
+    "CHECKPOINTS",
+    "HeadExplorer",
+    "PRETRAIN_SEED",
+    "PRETRAIN_SENTENCES",
+    "Preset",
+    "TASK",
+    "agreement_examples",
+    "attention_maps",
+    "build",
+    "classifier_accuracy",
+    "classifier_from",
+    "classifier_loss",
+    "config_of",
+    "encode_batch",
+    "english_sentences",
+    "fine_tune",
+    "head_alignment",
+    "head_explorer",
+    "labelled_batches",
+    "load_checkpoint",
+    "make_checkpoint",
+    "mask_tokens",
+    "model_from",
+    "mlm_batches",
+    "mlm_loss",
+    "pretrain_mlm",
+    "pretraining_vocab",
+    "race",
+    "random_batch",
+    "smooth",
+    "step_seconds",
+    "steps_to",
+    "task_of",
+    "time_to",
+    "timed_training",
+    "train_preset",
+    "verb_forms",
+]

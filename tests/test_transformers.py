@@ -1,0 +1,325 @@
+"""seqlab.chapters.transformers: chapter 5's experiments, its shipped models and its explorer."""
+
+import base64
+import re
+
+import pytest
+import torch
+
+from seqlab.attention import alignment_scores
+from seqlab.base import checkpoints
+from seqlab.base.data import NOUNS, VERBS, Vocab, make_batch, translation_task
+from seqlab.chapters import transformers as chapter
+from seqlab.chapters.transformers import (
+    CHECKPOINTS,
+    Preset,
+    agreement_examples,
+    build,
+    classifier_accuracy,
+    classifier_from,
+    config_of,
+    encode_batch,
+    english_sentences,
+    fine_tune,
+    head_alignment,
+    head_explorer,
+    load_checkpoint,
+    make_checkpoint,
+    mask_tokens,
+    mlm_batches,
+    model_from,
+    pretrain_mlm,
+    race,
+    random_batch,
+    step_seconds,
+    steps_to,
+    task_of,
+    time_to,
+    timed_training,
+)
+from seqlab.seq2seq import evaluate
+from seqlab.transformer import MaskedLM, Transformer, TransformerConfig
+
+pytestmark = pytest.mark.transformers
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _frames(html: str) -> list[bytes]:
+    """The PNG frames that matplotlib's player embeds, decoded, in order."""
+    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
+    ordered = sorted(found, key=lambda match: int(match[0]))
+    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    return translation_task(n_train=40, n_valid=5, n_test=6, seed=1, max_len=8)
+
+
+def _tiny_transformer(task, n_heads=2, dec_layers=2):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(len(task.src_vocab), len(task.tgt_vocab), d_model=8, n_heads=n_heads,
+                            d_ff=8, enc_layers=1, dec_layers=dec_layers, dropout=0.0)  # fmt: skip
+    return Transformer(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def small_vocab():
+    sentences = english_sentences(300, seed=3)
+    return sentences, Vocab(t for s in sentences for t in s)
+
+
+def _tiny_encoder_cfg(**kwargs):
+    return TransformerConfig(0, 0, d_model=8, n_heads=2, d_ff=8, enc_layers=1, max_len=32,
+                             **kwargs)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the head explorer
+
+
+@pytest.fixture(scope="module")
+def head_view(tiny_task):
+    model = _tiny_transformer(tiny_task)
+    return head_explorer(model, tiny_task, [ex.source for ex in tiny_task.test[:3]])
+
+
+def test_head_explorer_offers_a_widget_and_a_player_with_a_frame_per_attention_and_layer(
+    head_view,
+):
+    bundle = head_view._repr_mimebundle_()
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    frames = _frames(bundle["text/html"])
+    assert len(frames) == 1 + 2 + 2  # encoder layer, two decoder self-attentions, two cross
+    assert len(set(frames)) == len(frames)
+    assert "https://" not in bundle["text/html"]
+
+
+def test_head_explorer_controls_redraw_and_explain_bad_input(head_view):
+    menu, typed, kind, layer, message, image = head_view.widget().children
+    first = bytes(image.value)
+    kind.value = "encoder"
+    assert bytes(image.value) == head_view.png((head_view.sentences[0], "encoder", 0))
+    layer.value = 2  # the encoder has one layer only
+    assert "no layer 2" in message.value
+    kind.value = "decoder"
+    assert message.value == "" and bytes(image.value) != first
+    typed.value = "the red cat sees a dog"
+    assert bytes(image.value) == head_view.png(("the red cat sees a dog".split(), "decoder", 1))
+    typed.value = "  "
+    assert "at least one word" in message.value
+
+
+def test_head_explorer_maps_have_one_row_per_query_and_sum_to_one(head_view):
+    seen = head_view.maps(head_view.sentences[1])
+    S, T = len(seen["source"]), len(seen["output"]) + 1
+    assert seen["maps"]["encoder", 0].shape == (2, S, S)
+    assert seen["maps"]["decoder", 1].shape == (2, T, T)
+    assert seen["maps"]["cross", 0].shape == (2, T, S)
+    for weights in seen["maps"].values():
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    assert (seen["maps"]["decoder", 0].triu(1) == 0).all()  # causal
+
+
+def test_head_explorer_needs_a_sentence_and_describes_its_frames(head_view, tiny_task):
+    with pytest.raises(ValueError, match="at least one sentence"):
+        head_explorer(head_view.model, tiny_task, [])
+    assert "5 frames" in head_view.alt() and " ".join(head_view.sentences[0]) in head_view.alt()
+    assert "HeadExplorer(3 sentences, 2 heads)" == repr(head_view)
+
+
+# ---------------------------------------------------------------- looking inside, timing
+
+
+def test_head_alignment_scores_every_head_and_agrees_with_chapter_4_for_one_head(tiny_task):
+    scored = head_alignment(_tiny_transformer(tiny_task), tiny_task, tiny_task.test)
+    assert sorted(scored) == [(layer, head) for layer in range(2) for head in range(2)]
+    assert all(0.0 <= v <= 1.0 for v in scored.values())
+    one = _tiny_transformer(tiny_task, n_heads=1, dec_layers=1)
+    ours = head_alignment(one, tiny_task, tiny_task.test, batch_size=4)
+    assert ours[0, 0] == pytest.approx(alignment_scores(one, tiny_task, tiny_task.test)["accuracy"])
+
+
+def test_step_seconds_times_a_copy_and_race_takes_turns(tiny_task):
+    model = _tiny_transformer(tiny_task)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sample = [make_batch(tiny_task.train[:8], tiny_task)] * 2
+    pad_id = tiny_task.tgt_vocab.pad_id
+    assert step_seconds(model, sample, pad_id) > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    times = race({"b": model, "a": model}, sample, pad_id, rounds=2)
+    assert list(times) == ["b", "a"] and all(t > 0 for t in times.values())
+
+
+def test_random_batch_is_seeded_by_its_length_and_framed_by_bos_and_eos(tiny_task):
+    batch = random_batch(tiny_task, 7, batch_size=5)
+    assert batch.src.shape == (5, 7) and batch.tgt_in.shape == batch.tgt_out.shape == (5, 8)
+    assert batch.src_mask.all() and (batch.src >= 4).all()
+    assert (batch.tgt_in[:, 0] == tiny_task.tgt_vocab.bos_id).all()
+    assert (batch.tgt_out[:, -1] == tiny_task.tgt_vocab.eos_id).all()
+    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])
+    assert torch.equal(random_batch(tiny_task, 7, batch_size=5).src, batch.src)
+
+
+def test_steps_to_and_time_to_read_a_timed_history():
+    history = {"eval_step": [50, 100, 150], "eval_exact": [0.2, 0.95, 0.9]}
+    assert steps_to(history, 0.9) == 100 and steps_to(history, 0.99) is None
+    assert time_to(history, 0.9, 0.02) == pytest.approx(2.0)
+    assert time_to(history, 0.99, 0.02) is None
+
+
+def test_timed_training_records_exact_match_against_seconds(tiny_task):
+    model = _tiny_transformer(tiny_task)
+    h = timed_training(model, tiny_task, epochs=2, batch_size=16, eval_every=2,
+                       eval_examples=3)  # fmt: skip
+    assert len(h["loss"]) == 2 * 3 and h["eval_step"] == [2, 4, 6]
+    assert len(h["eval_seconds"]) == len(h["eval_exact"]) == 3
+    assert h["eval_seconds"] == sorted(h["eval_seconds"]) and h["seconds_per_epoch"] > 0
+    assert all(0.0 <= e <= 1.0 for e in h["eval_exact"])
+
+
+# ---------------------------------------------------------------- pretraining data and loops
+
+
+def test_mask_tokens_masks_only_real_tokens_and_remembers_them():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, 20, (50, 12))
+    real = torch.arange(12)[None, :] < torch.randint(1, 13, (50, 1))
+    inputs, targets = mask_tokens(ids, real, 3, 0.3, g)
+    chosen = targets != -100
+    assert not (chosen & ~real).any()
+    assert (inputs[chosen] == 3).all() and (targets[chosen] == ids[chosen]).all()
+    assert (inputs[~chosen] == ids[~chosen]).all()
+    assert 0.2 < chosen.sum() / real.sum() < 0.4
+
+
+def test_agreement_examples_flip_the_verb_of_half_the_sentences():
+    examples = agreement_examples(400, seed=7)
+    labels = [y for _, y in examples]
+    assert 150 < sum(labels) < 250
+    verbs = {form for sg, pl, _, _ in VERBS for form in (sg, pl)}
+    plurals = {pl for _, pl, _, _, _ in NOUNS}
+    for tokens, label in examples[:50]:
+        verb = next(t for t in tokens if t in verbs)
+        subject = [t for t in tokens[: tokens.index(verb)] if t != "never"]
+        plural_subject = subject[-1] in plurals
+        agrees = plural_subject == (not verb.endswith("s"))
+        assert agrees == bool(label), (tokens, label)
+    exclude = {tuple(s) for s in english_sentences(200, seed=7)}
+    assert not exclude & {tuple(t) for t, _ in agreement_examples(100, seed=7, exclude=exclude)}
+
+
+def test_encode_batch_pads_and_mlm_batches_hide_words_behind_unk(small_vocab):
+    sentences, vocab = small_vocab
+    ids, real = encode_batch([["the", "cat"], ["a", "big", "dog"]], vocab)
+    assert ids.shape == real.shape == (2, 3) and real.tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert ids[0, 2] == vocab.pad_id
+    inputs, real, targets = next(mlm_batches(sentences, vocab, 16, 0.5,
+                                             torch.Generator().manual_seed(0)))  # fmt: skip
+    chosen = targets != -100
+    assert inputs.shape == (16, real.shape[1]) and chosen.any()
+    assert (inputs[chosen] == vocab.unk_id).all() and not (chosen & ~real).any()
+
+
+def test_pretraining_runs_on_the_shared_loop_repeatably_and_clips(small_vocab):
+    sentences, vocab = small_vocab
+    runs = []
+    for clip_norm in (1.0, 1.0, 1e-3):
+        torch.manual_seed(0)
+        model = MaskedLM(len(vocab), _tiny_encoder_cfg())
+        runs.append(pretrain_mlm(model, sentences, vocab, 5, batch_size=8, seed=0,
+                                 clip_norm=clip_norm))  # fmt: skip
+    assert len(runs[0]) == 5 and runs[0] == runs[1]
+    assert runs[2][0] == runs[0][0] and runs[2][1:] != runs[0][1:]  # a tiny norm, tiny steps
+
+
+def test_fine_tuning_copies_the_pretrained_encoder_and_learns_the_labels(small_vocab):
+    _, vocab = small_vocab
+    torch.manual_seed(1)
+    pretrained = MaskedLM(len(vocab), _tiny_encoder_cfg(dropout=0.0))
+    clf = classifier_from(pretrained, len(vocab), pretrained.config, seed=0)
+    for k, v in pretrained.encoder.state_dict().items():
+        assert torch.equal(clf.encoder.state_dict()[k], v)
+    fresh = classifier_from(None, len(vocab), pretrained.config, seed=0)
+    tokens = pretrained.encoder.embed.tokens.weight
+    assert not torch.equal(fresh.encoder.embed.tokens.weight, tokens)
+    examples = [(["the", "cat"], 1), (["a", "dog"], 0)] * 4
+    losses = fine_tune(clf, examples, vocab, steps=60, batch_size=4, lr=1e-2, seed=0)
+    assert len(losses) == 60 and not clf.training
+    assert classifier_accuracy(clf, examples, vocab) == 1.0
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_a_model_comes_back_from_its_config_and_state(tmp_path, small_vocab, tiny_task):
+    model = _tiny_transformer(tiny_task)
+    mlm = MaskedLM(len(small_vocab[1]), _tiny_encoder_cfg())
+    for m in (model, mlm):
+        config = config_of(m)
+        path = checkpoints.save(tmp_path / "m.pt", Preset("x"), checkpoints.cpu_state(m), config,
+                                note="hi")  # fmt: skip
+        again = model_from(checkpoints.load(path))
+        assert type(again) is type(m) and again.meta == {"note": "hi"} and not again.training
+        assert again.preset == checkpoints.as_dict(Preset("x")) and again.config == m.config
+        assert type(build(config)) is type(m)
+        for k, v in m.state_dict().items():
+            assert torch.equal(again.state_dict()[k], v)
+    with pytest.raises(TypeError, match="no checkpoint kind"):
+        config_of(torch.nn.Linear(2, 2))
+
+
+def test_make_checkpoint_trains_a_preset_and_saves_what_load_checkpoint_reads(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(checkpoints, "FOLDER", tmp_path)
+    tiny = Preset("mlm", dict(d_model=8, n_heads=2, d_ff=8, enc_layers=1, max_len=32), steps=3)
+    monkeypatch.setitem(CHECKPOINTS, "tiny_mlm", tiny)
+    path = make_checkpoint("tiny_mlm")
+    assert path == tmp_path / "tiny_mlm.pt" and checkpoints.stale("tiny_mlm", tiny) is None
+    model = load_checkpoint("tiny_mlm")
+    assert isinstance(model, MaskedLM) and len(model.meta["loss"]) == 3
+    assert model.meta["vocab"] == chapter.pretraining_vocab().itos
+
+
+def test_shipped_checkpoints_were_made_from_todays_presets():
+    stale = [(name, checkpoints.stale(name, preset)) for name, preset in CHECKPOINTS.items()]
+    lines = [f"{why}: python -m seqlab.chapters checkpoints transformers --only {name}"
+             for name, why in stale if why]  # fmt: skip
+    assert not lines, "\n".join(lines)
+
+
+@pytest.mark.parametrize("name", [n for n, p in CHECKPOINTS.items() if p.kind == "transformer"])
+def test_shipped_transformers_translate_and_align(name):
+    model = load_checkpoint(name)
+    task = task_of(model)
+    test = task.test[:200]
+    assert evaluate(model, task, test)["exact_match"] >= 0.95
+    assert evaluate(model, task, test[:50], method="beam")["exact_match"] >= 0.95
+    assert alignment_scores(model, task, test)["accuracy"] > 0.3
+    assert max(head_alignment(model, task, test).values()) > 0.9
+
+
+def test_shipped_pretrained_encoder_predicts_the_verb_from_its_subject():
+    model = load_checkpoint("transformer_mlm")
+    vocab = Vocab(model.meta["vocab"][4:])
+    assert vocab.itos == model.meta["vocab"]
+    right = 0
+    pairs = [("the cats", "see", "sees"), ("a dog", "sees", "see"), ("some mice", "like", "likes"),
+             ("the girl", "finds", "find"), ("the big horses", "hear", "hears")]  # fmt: skip
+    for subject, good, bad in pairs:
+        tokens = subject.split() + ["<unk>", "a", "cat"]
+        ids = torch.tensor([vocab.encode(tokens)])
+        ids[0, len(subject.split())] = vocab.unk_id
+        logits = model(ids, torch.ones_like(ids, dtype=torch.bool))[0, len(subject.split())]
+        right += logits[vocab.stoi[good]] > logits[vocab.stoi[bad]]
+    assert right == len(pairs)
+
+
+def test_shipped_gru_is_chapter_4s_model_trained_on_the_same_task():
+    gru = load_checkpoint("transformer_translation_gru")
+    tf = load_checkpoint("transformer_translation")
+    assert gru.meta["task"] == tf.meta["task"] == chapter.TASK
+    assert abs(gru.meta["parameters"] / tf.meta["parameters"] - 1) < 0.05
+    assert gru.meta["parameters"] == sum(p.numel() for p in gru.parameters())
