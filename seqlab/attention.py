@@ -29,39 +29,22 @@ an :class:`AttentionDecoder`), which exposes the interface of chapter 3's
 evaluation code runs on it unchanged, and the alignment scores that compare
 attention weights with a task's true word alignment (Och & Ney, 2003).
 
-Training the chapter's models takes minutes on a CPU, so it is done once by
-this module's command line, which saves small checkpoints (weights, training
-curves and test scores) that the book and the exercise only evaluate::
-
-    python -m seqlab.attention          # all presets, into seqlab/checkpoints/attention_*.pt
+The models the book ships, and the command that trains them, are chapter 4's
+(:mod:`seqlab.chapters.attention`).
 """
 
 from __future__ import annotations
 
-import argparse
 import calendar
 import re
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .base.data import Example, Task, make_batch
-from .base.train import History
-from .seq2seq import (
-    CELLS,
-    Encoder,
-    Seq2Seq,
-    Seq2SeqConfig,
-    _cell_step,
-    _rnn,
-    evaluate,
-    make_task,
-    train_seq2seq,
-)
+from .seq2seq import CELLS, Encoder, Seq2SeqConfig, cell_step, make_rnn
 
 # ---------------------------------------------------------------------------
 # The attention functions
@@ -415,7 +398,7 @@ class AttentionDecoder(nn.Module):
     def __init__(self, cfg: AttentionConfig):
         super().__init__()
         self.embed = nn.Embedding(cfg.tgt_vocab, cfg.emb)
-        self.rnn = _rnn(cfg.cell, cfg.emb + cfg.hidden, cfg.hidden)
+        self.rnn = make_rnn(cfg.cell, cfg.emb + cfg.hidden, cfg.hidden)
         if cfg.score == "additive":
             self.attention = AdditiveAttention(cfg.hidden, cfg.hidden, cfg.attention)
         else:
@@ -436,7 +419,7 @@ class AttentionDecoder(nn.Module):
     def step(self, tokens, state, keys, mask):
         emb = self.embed(tokens)  # (N, E)
         context, weights = self.attend(state[:, : self.hidden], keys, mask)  # (N, H), (N, S)
-        state = _cell_step(self.rnn, torch.cat([emb, context], dim=-1), state)  # the 3 inputs
+        state = cell_step(self.rnn, torch.cat([emb, context], dim=-1), state)  # the 3 inputs
         logits = self.out(torch.cat([state[:, : self.hidden], context, emb], dim=-1))  # (N, V)
         return torch.log_softmax(logits, dim=-1), state, weights
 
@@ -514,44 +497,6 @@ class AttentionSeq2Seq(nn.Module):
         return step, state
 
 
-def save(model: nn.Module, path: str | Path, **meta) -> None:
-    """Save a model's kind, config, float32 weights and metadata (history, scores, task)."""
-    kind = "attention" if isinstance(model, AttentionSeq2Seq) else "seq2seq"
-    state = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": kind, "config": asdict(model.config), "state": state, "meta": meta}, path)
-
-
-def _from_saved(saved: dict) -> nn.Module:
-    if saved["kind"] == "attention":
-        model = AttentionSeq2Seq(AttentionConfig(**saved["config"]))
-    else:
-        model = Seq2Seq(Seq2SeqConfig(**saved["config"]))
-    model.load_state_dict(saved["state"])
-    model.meta = saved.get("meta", {})
-    return model.eval()
-
-
-def load(path: str | Path, device=None) -> nn.Module:
-    """The model saved by :func:`save` (attention or not), in eval mode; metadata in .meta."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    return _from_saved(saved).to(device or "cpu")
-
-
-def history_of(model: nn.Module) -> History:
-    """The training History stored in a loaded model's metadata."""
-    h = model.meta["history"]
-    return History(loss=list(h["loss"]), eval_step=list(h["eval_step"]),
-                   eval_loss=list(h["eval_loss"]))  # fmt: skip
-
-
-def task_of(model: nn.Module) -> Task:
-    """The task a loaded model was trained on, regenerated from its metadata."""
-    spec = dict(model.meta["task"])
-    return make_task(spec.pop("name"), **spec)
-
-
 # ---------------------------------------------------------------------------
 # Attention weights of a trained model, and its alignment scores
 
@@ -600,233 +545,3 @@ def alignment_scores(
         "accuracy": alignment_accuracy(weights, links),
         "aer": alignment_error_rate(weights, links),
     }
-
-
-def exact_match_by_length(
-    model: nn.Module, task: Task, examples: Sequence[Example], **kwargs
-) -> dict[int, tuple[float, int]]:
-    """{source length: (exact match of greedy decoding, number of examples)}.
-
-    Keyword arguments go to :func:`seqlab.seq2seq.evaluate`.
-    """
-    hyps = evaluate(model, task, list(examples), **kwargs)["hypotheses"]
-    by_length: dict[int, list[bool]] = {}
-    for ex, hyp in zip(examples, hyps, strict=True):
-        by_length.setdefault(len(ex.source), []).append(hyp == ex.target)
-    return {n: (sum(v) / len(v), len(v)) for n, v in sorted(by_length.items())}
-
-
-def source_gradient_norms(
-    model: nn.Module, task: Task, examples: Sequence[Example]
-) -> torch.Tensor:
-    """How much of the loss's gradient reaches each source position.
-
-    The examples must all have the same source length S. The teacher-forced
-    loss (summed over the target tokens) is backpropagated to the embedding
-    of each source word (through both directions of a bidirectional encoder).
-    -> (S,): the mean over examples of the gradient's norm at each source
-    position, position 0 first.
-    """
-    lengths = {len(ex.source) for ex in examples}
-    if len(lengths) != 1:
-        raise ValueError(f"the examples should share one source length, got {sorted(lengths)}")
-    device = next(model.parameters()).device
-    batch = make_batch(list(examples), task, device=device)
-    captured: list[torch.Tensor] = []  # one per call: a bidirectional encoder embeds twice
-
-    def keep(module, inputs, output):
-        captured.append(output)
-
-    handle = model.encoder.embed.register_forward_hook(keep)
-    try:
-        model.eval()
-        logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
-        log_probs = torch.log_softmax(logits, dim=-1)
-        picked = log_probs.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        loss = -(picked * (batch.tgt_out != task.tgt_vocab.pad_id)).sum()
-        grads = torch.autograd.grad(loss, captured)  # each (B, S, E)
-    finally:
-        handle.remove()
-    lengths = batch.src_mask.sum(dim=1)
-    grad = grads[0]
-    if len(grads) == 2:  # the second call embedded the reversed source
-        grad = grad + reverse_padded(grads[1], lengths)
-    return grad.norm(dim=-1).mean(dim=0).detach().cpu()
-
-
-# ---------------------------------------------------------------------------
-# The checkpoints of chapter 4
-
-DATA = Path(__file__).resolve().parent / "checkpoints"
-TASK_SIZES = dict(n_train=12_000, n_valid=1_000, n_test=1_000)  # chapter 3's presets' sizes
-
-
-@dataclass
-class Preset:
-    """One model chapter 4 ships: its task, its size and how it is trained."""
-
-    task: str  # "dates" or "translation"
-    task_kwargs: dict = field(default_factory=lambda: dict(TASK_SIZES))  # the task's generator
-    score: str | None = "additive"  # "additive", "dot", or None: chapter 3's model, no attention
-    hidden: int = 64  # H
-    emb: int = 32  # embedding size
-    attention: int = 64  # A of the additive score
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 3e-3
-    seed: int = 0
-
-
-# Attention models learn these tasks within a few epochs; the models without
-# attention get chapter 3's ten.
-PRESETS = {
-    "translation_additive_32": Preset("translation", hidden=32, epochs=4),
-    "translation_dot_32": Preset("translation", score="dot", hidden=32, epochs=4),
-    "translation_plain_32": Preset("translation", score=None, hidden=32),
-    "translation_additive_128": Preset("translation", hidden=128, epochs=4),
-    "dates_additive_64": Preset("dates", hidden=64, epochs=3),
-}
-# Chapter 3 ships the no-attention translation model at H = 128:
-# seqlab/checkpoints/seq2seq_translation.pt.
-
-
-def checkpoint_path(name: str) -> Path:
-    return DATA / f"attention_{name}.pt"
-
-
-def build(preset: Preset, task: Task) -> nn.Module:
-    """An untrained model of a preset, for a task's vocabularies."""
-    cfg = AttentionConfig(len(task.src_vocab), len(task.tgt_vocab), preset.emb, preset.hidden,
-                          "gru", preset.score or "additive", preset.attention)  # fmt: skip
-    return Seq2Seq(cfg.seq2seq()) if preset.score is None else AttentionSeq2Seq(cfg)
-
-
-def train_preset(name: str, progress: bool = False, device="cpu") -> tuple[nn.Module, dict]:
-    """Train one preset with chapter 3's train_seq2seq; -> (model, meta) with the history,
-    greedy test scores, alignment scores (translation) and seconds."""
-    p = PRESETS[name]
-    task = make_task(p.task, **p.task_kwargs)
-    torch.manual_seed(p.seed)
-    model = build(p, task).to(device)
-    start = time.perf_counter()
-    history = train_seq2seq(model, task, p.epochs, p.batch_size, p.lr, seed=p.seed,
-                            progress=progress)  # fmt: skip
-    seconds = time.perf_counter() - start
-    scores = evaluate(model, task, task.test)
-    meta = {
-        "preset": asdict(p),
-        "task": dict(name=p.task, **p.task_kwargs),
-        "history": {
-            "loss": history.loss,
-            "eval_step": history.eval_step,
-            "eval_loss": history.eval_loss,
-        },
-        "test_greedy": {k: v for k, v in scores.items() if k != "hypotheses"},
-        "seconds": seconds,
-    }
-    if p.score is not None and p.task == "translation":
-        meta["alignment"] = alignment_scores(model, task, task.test)
-    return model.cpu(), meta
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seqlab.attention",
-        description="Train chapter 4's attention models (and a no-attention one) and save "
-        "their checkpoints into seqlab/checkpoints/attention_*.pt.",
-    )
-    parser.add_argument("names", nargs="*", default=list(PRESETS), help="presets to train")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    for name in args.names:
-        model, meta = train_preset(name, progress=True)
-        path = checkpoint_path(name)
-        save(model, path, **meta)
-        s = meta["test_greedy"]
-        extra = ""
-        if "alignment" in meta:
-            a = meta["alignment"]
-            extra = f", alignment accuracy {a['accuracy']:.3f}, AER {a['aer']:.3f}"
-        print(
-            f"{name}: test exact match {s['exact_match']:.3f}, BLEU {s['bleu']:.1f}{extra}; "
-            f"trained in {meta['seconds']:.0f} s; {path.name} {path.stat().st_size / 1024:.0f} kB",
-            flush=True,
-        )
-    print(f"done in {time.perf_counter() - start:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
-# ---------------------------------------------------------------------------
-# The alignment chart
-
-
-def plot_attention(
-    weights: torch.Tensor,
-    source: Sequence[str],
-    target: Sequence[str],
-    alignment: Sequence[tuple[int, int]] | None = None,
-    ax=None,
-    title: str | None = None,
-    colorbar: bool = True,
-):
-    """A heat map of attention weights, with the true alignment drawn on top.
-
-    weights: (T, S), row t the attention while producing target token t
-    (rows beyond len(target) are labelled <eos>); source, target: the tokens
-    that label the columns and the rows; alignment: pairs (target index,
-    source index), each drawn as an outlined square. -> the Axes.
-    """
-    from matplotlib.patches import Rectangle
-
-    from .base.plots import PALETTE, new_axes, course_style
-
-    w = weights.detach().float().cpu().numpy()
-    T, S = w.shape
-    rows = list(target) + ["<eos>"] * (T - len(target))
-    with course_style():
-        ax = new_axes(ax, figsize=(0.32 * S + 1.8, 0.3 * T + 1.2))
-        image = ax.imshow(w, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
-                          interpolation="nearest")  # fmt: skip
-        ax.grid(False)
-        labels = [tok if tok.strip() else "\u2423" for tok in list(source)[:S]]  # a visible space
-        ax.set_xticks(range(S), labels, rotation=90)
-        ax.set_yticks(range(T), rows[:T])
-        ax.tick_params(length=0)
-        for t, s in alignment or ():
-            ax.add_patch(Rectangle((s - 0.5, t - 0.5), 1, 1, fill=False, linewidth=1.5,
-                                   edgecolor=PALETTE[1]))  # fmt: skip
-        ax.set_xlabel("source")
-        ax.set_ylabel("output")
-        if title:
-            ax.set_title(title)
-        if colorbar:
-            ax.figure.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
-    return ax
-
-
-@torch.no_grad()
-def look_inside(
-    model: AttentionSeq2Seq, task: Task, source: Sequence[str], beam_size: int = 3
-) -> dict:
-    """What the explorer shows for one source sentence (tokens; unknown ones become <unk>).
-
-    -> {"source": tokens, "greedy": tokens, "beam": [(tokens, score)], best first,
-    "weights": (T + 1, S) attention along the best beam hypothesis (its eos row last)}.
-    """
-    from .seq2seq import decode_ids
-
-    example = Example(list(source), [])
-    tv = task.tgt_vocab
-    greedy = decode_ids(model, task, [example], "greedy")[0][0][0]
-    beam = decode_ids(model, task, [example], "beam", beam_size=beam_size)[0]
-    hypotheses = [(tv.decode(ids), score) for ids, score in beam]
-    best = hypotheses[0][0]
-    (weights,) = attention_weights(model, task, [example], targets=[best])
-    return {"source": list(source), "greedy": tv.decode(greedy), "beam": hypotheses,
-            "weights": weights}  # fmt: skip

@@ -21,19 +21,13 @@ The recurrent layers are chapter 2's explicit :class:`seqlab.lstm.GRU` and
 :class:`seqlab.lstm.LSTM`. For decoding, :meth:`Seq2Seq.decoder_start`
 exposes the ``step(tokens, state)`` interface of :mod:`seqlab.base.decoding`.
 
-Training the course's models takes minutes on a CPU, so it is done once by
-this module's command line, which saves small checkpoints (weights, training
-curves and test scores) that the book only evaluates::
-
-    python -m seqlab.seq2seq            # all presets, into seqlab/checkpoints/seq2seq_*.pt
+The models the book ships, and the command that trains them, are chapter 3's
+(:mod:`seqlab.chapters.seq2seq`).
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +40,6 @@ from .base.metrics import corpus_bleu, exact_match, token_accuracy
 from .base.train import History, train
 from .lstm import GRU, LSTM, gru_cell, lstm_cell
 
-DATA = Path(__file__).resolve().parent / "checkpoints"
 CELLS = ("gru", "lstm")
 
 
@@ -65,12 +58,17 @@ class Seq2SeqConfig:
             raise ValueError(f"cell should be one of {CELLS}, got {self.cell!r}")
 
 
-def _rnn(cell: str, input_size: int, hidden: int) -> nn.Module:
+def make_rnn(cell: str, input_size: int, hidden: int) -> nn.Module:
+    """Chapter 2's explicit recurrent layer of kind ``cell`` ("gru" or "lstm"), input size D,
+    hidden size H; an LSTM's forget gate starts open (bias 1)."""
     return GRU(input_size, hidden) if cell == "gru" else LSTM(input_size, hidden, forget_bias=1.0)
 
 
-def _cell_step(rnn: nn.Module, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-    """One recurrent step on a packed state: h (N, H) for a GRU, [h, c] (N, 2H) for an LSTM."""
+def cell_step(rnn: nn.Module, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """One recurrent step of ``rnn`` (from :func:`make_rnn`) on a packed state.
+
+    x: (N, D); state: h (N, H) for a GRU, [h, c] (N, 2H) for an LSTM -> the new state, same shape.
+    """
     if isinstance(rnn, GRU):
         return gru_cell(x, state, *rnn.weights())
     h, c = state.chunk(2, dim=-1)
@@ -89,7 +87,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__()
         self.embed = nn.Embedding(cfg.src_vocab, cfg.emb)
-        self.rnn = _rnn(cfg.cell, cfg.emb, cfg.hidden)
+        self.rnn = make_rnn(cfg.cell, cfg.emb, cfg.hidden)
         self.hidden = cfg.hidden
 
     def run(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,7 +103,7 @@ class Encoder(nn.Module):
         state = xs.new_zeros(B, width)
         states = []
         for s in range(S):
-            new = _cell_step(self.rnn, xs[:, s], state)
+            new = cell_step(self.rnn, xs[:, s], state)
             state = torch.where(src_mask[:, s, None], new, state)  # pads keep the state
             states.append(torch.where(src_mask[:, s, None], state[:, : self.hidden], 0.0))
         return torch.stack(states, dim=1), state  # (B, S, H), (B, H or 2H)
@@ -126,7 +124,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__()
         self.embed = nn.Embedding(cfg.tgt_vocab, cfg.emb)
-        self.rnn = _rnn(cfg.cell, cfg.emb, cfg.hidden)
+        self.rnn = make_rnn(cfg.cell, cfg.emb, cfg.hidden)
         self.out = nn.Linear(cfg.hidden, cfg.tgt_vocab)
         self.hidden = cfg.hidden
 
@@ -134,13 +132,13 @@ class Decoder(nn.Module):
         xs = self.embed(tgt_in)  # (B, T, D)
         hs = []
         for t in range(xs.shape[1]):
-            state = _cell_step(self.rnn, xs[:, t], state)
+            state = cell_step(self.rnn, xs[:, t], state)
             hs.append(state[:, : self.hidden])
         return self.out(torch.stack(hs, dim=1))  # (B, T, V)
 
     def step(self, tokens: torch.Tensor, state: torch.Tensor):
         """tokens (N,), state (N, H or 2H) -> (log_probs (N, V), new state)."""
-        state = _cell_step(self.rnn, self.embed(tokens), state)
+        state = cell_step(self.rnn, self.embed(tokens), state)
         return torch.log_softmax(self.out(state[:, : self.hidden]), dim=-1), state
 
 
@@ -411,25 +409,7 @@ def sentence_log_probs(
     return out
 
 
-# ---------------------------------------------------------------------- checkpoints
-
-
-def save(model: Seq2Seq, path: str | Path, **meta) -> None:
-    """Save config, float32 weights and any extra metadata (history, scores, task) to path."""
-    state = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model.config), "state": state, "meta": meta}, path)
-
-
-def load(path: str | Path, device=None) -> Seq2Seq:
-    """The model saved by :func:`save`, in eval mode; its metadata is ``model.meta``."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = Seq2Seq(Seq2SeqConfig(**saved["config"]))
-    model.load_state_dict(saved["state"])
-    model.meta = saved.get("meta", {})
-    return model.to(device or "cpu").eval()
-
+# ---------------------------------------------------------------------- tasks
 
 TASKS = {"dates": dates_task, "translation": translation_task}
 
@@ -439,94 +419,3 @@ def make_task(name: str, **kwargs) -> Task:
     if name not in TASKS:
         raise ValueError(f"task should be one of {sorted(TASKS)}, got {name!r}")
     return TASKS[name](**kwargs)
-
-
-def history_of(model: Seq2Seq) -> History:
-    """The training History stored in a loaded checkpoint."""
-    h = model.meta["history"]
-    return History(loss=list(h["loss"]), eval_step=list(h["eval_step"]),
-                   eval_loss=list(h["eval_loss"]))  # fmt: skip
-
-
-@dataclass
-class Preset:
-    """One model the course ships: its task, its size and how it is trained."""
-
-    task: str  # "dates" or "translation"
-    task_kwargs: dict = field(default_factory=dict)  # passed to the task's generator
-    hidden: int = 128  # H
-    emb: int = 32  # D
-    cell: str = "gru"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 3e-3
-    reverse_source: bool = False  # read the source backwards (Sutskever et al., 2014)
-    seed: int = 0
-
-
-PRESETS = {
-    "dates": Preset("dates", dict(n_train=12_000, n_valid=1_000, n_test=1_000), epochs=8),
-    "translation": Preset("translation", dict(n_train=12_000, n_valid=1_000, n_test=1_000)),
-    "translation_reversed": Preset(
-        "translation", dict(n_train=12_000, n_valid=1_000, n_test=1_000), reverse_source=True
-    ),
-}
-
-
-def checkpoint_path(name: str) -> Path:
-    return DATA / f"seq2seq_{name}.pt"
-
-
-def train_preset(name: str, progress: bool = False, device="cpu") -> tuple[Seq2Seq, dict]:
-    """Train one preset; -> (model, meta) with the history, test scores and seconds."""
-    p = PRESETS[name]
-    task = make_task(p.task, **p.task_kwargs)
-    torch.manual_seed(p.seed)
-    cfg = Seq2SeqConfig(len(task.src_vocab), len(task.tgt_vocab), p.emb, p.hidden, p.cell)
-    model = Seq2Seq(cfg).to(device)
-    start = time.perf_counter()
-    history = train_seq2seq(model, task, p.epochs, p.batch_size, p.lr, p.reverse_source,
-                            p.seed, progress=progress)  # fmt: skip
-    seconds = time.perf_counter() - start
-    scores = evaluate(model, task, task.test, reverse_source=p.reverse_source)
-    meta = {
-        "preset": asdict(p),
-        "task": dict(name=p.task, **p.task_kwargs),
-        "reverse_source": p.reverse_source,
-        "history": {
-            "loss": history.loss,
-            "eval_step": history.eval_step,
-            "eval_loss": history.eval_loss,
-        },
-        "test_greedy": {k: v for k, v in scores.items() if k != "hypotheses"},
-        "seconds": seconds,
-    }
-    return model.cpu(), meta
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seqlab.seq2seq",
-        description="Train chapter 3's encoder-decoders and save their checkpoints.",
-    )
-    parser.add_argument("names", nargs="*", default=list(PRESETS), help="presets to train")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    for name in args.names:
-        model, meta = train_preset(name, progress=True)
-        path = checkpoint_path(name)
-        save(model, path, **meta)
-        s = meta["test_greedy"]
-        print(
-            f"{name}: test exact match {s['exact_match']:.3f}, token accuracy "
-            f"{s['token_accuracy']:.3f}, BLEU {s['bleu']:.1f}; trained in "
-            f"{meta['seconds']:.0f} s; {path.name} {path.stat().st_size / 1024:.0f} kB"
-        )
-    print(f"done in {time.perf_counter() - start:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

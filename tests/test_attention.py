@@ -1,9 +1,15 @@
-"""seqlab.attention: the two attention functions against direct formulas and torch's
-fused attention, masks, overflow, gradients; the alignment scores; the attention
-encoder-decoder through chapter 3's interface."""
+"""seqlab.attention and seqlab.chapters.attention: the two attention functions against direct
+formulas and torch's fused attention, masks, overflow, gradients; the alignment scores; the
+attention encoder-decoder through chapter 3's interface; chapter 4's shipped checkpoints, the
+page's measurements and the attention explorer."""
 
+import base64
 import math
+import re
+from dataclasses import asdict
 
+import ipywidgets
+import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,21 +24,37 @@ from seqlab.attention import (
     alignment_error_rate,
     alignment_scores,
     attention_weights,
-    checkpoint_path,
     dates_alignment,
     dot_product_attention,
-    exact_match_by_length,
-    load,
     masked_softmax,
-    plot_attention,
     predicted_alignment,
     reverse_padded,
-    save,
+)
+from seqlab.base import checkpoints
+from seqlab.base.data import Example, make_batch, translation_task
+from seqlab.base.decoding import batched_beam_search, beam_search, greedy_decode
+from seqlab.base.plots import plot_attention
+from seqlab.base.train import History
+from seqlab.chapters.attention import (
+    CHECKPOINTS,
+    PRESETS,
+    AttentionExplorer,
+    Preset,
+    alignment_misses,
+    attention_explorer,
+    bucket_exact_match,
+    build,
+    checkpoint_path,
+    exact_match_by_length,
+    first_step_below,
+    history_of,
+    load,
+    look_inside,
+    make_checkpoint,
+    recurrent_path_length,
     source_gradient_norms,
     task_of,
 )
-from seqlab.base.data import Example, make_batch, translation_task
-from seqlab.base.decoding import batched_beam_search, beam_search, greedy_decode
 from seqlab.seq2seq import Seq2Seq, batched_greedy, evaluate
 
 pytestmark = pytest.mark.attention
@@ -333,18 +355,22 @@ def test_attention_fn_replaces_the_attention_and_sees_every_call(small_task):
     assert not torch.allclose(model(batch.src, batch.src_mask, batch.tgt_in), want)
 
 
+def _save(model, path, **meta):
+    return checkpoints.save(path, PRESETS["translation_dot_32"], checkpoints.cpu_state(model),
+                            config=asdict(model.config), **meta)  # fmt: skip
+
+
 def test_save_and_load_keep_the_model_and_its_metadata(small_task, tmp_path):
     model = _model(small_task, "dot").float()
-    save(model, tmp_path / "m.pt", note="x")
-    again = load(tmp_path / "m.pt")
+    again = load(_save(model, tmp_path / "m.pt", note="x"))
     assert isinstance(again, AttentionSeq2Seq) and again.meta == {"note": "x"}
+    assert not again.training and again.config == model.config
     batch = make_batch(small_task.test[:3], small_task)
     _close(again(batch.src, batch.src_mask, batch.tgt_in),
            model(batch.src, batch.src_mask, batch.tgt_in))  # fmt: skip
     plain = Seq2Seq(AttentionConfig(len(small_task.src_vocab), len(small_task.tgt_vocab),
                                     emb=8, hidden=12).seq2seq())  # fmt: skip
-    save(plain, tmp_path / "p.pt")
-    assert isinstance(load(tmp_path / "p.pt"), Seq2Seq)
+    assert isinstance(load(_save(plain, tmp_path / "p.pt")), Seq2Seq)
 
 
 def test_alignment_scores_of_weights_that_follow_the_true_alignment_are_perfect(small_task):
@@ -411,8 +437,6 @@ def test_dates_alignment_links_each_iso_field_to_the_source_characters_that_deci
 
 
 def test_plot_attention_draws_one_square_per_true_link():
-    import matplotlib.pyplot as plt
-
     ax = plot_attention(torch.eye(3), ["a", " ", "c"], ["x", "y"], [(0, 0), (1, 1)], colorbar=False)
     assert len(ax.patches) == 2
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "\u2423", "c"]
@@ -432,3 +456,167 @@ def test_shipped_attention_models_translate_and_align_the_test_set(name):
     )
     if name == "translation_dot_32":  # the chapter's target: >= 90 % of target words
         assert scores["accuracy"] >= 0.9 and model.meta["alignment"]["accuracy"] >= 0.9
+
+
+# ---------------------------------------------------------------------------
+# Chapter 4's shipped checkpoints and the page's measurements
+
+
+def test_shipped_checkpoints_were_made_from_todays_presets():
+    assert set(CHECKPOINTS) == {f"attention_{name}" for name in PRESETS}
+    for name, preset in CHECKPOINTS.items():
+        why = checkpoints.stale(name, preset)
+        command = f"python -m seqlab.chapters checkpoints attention --only {name}"
+        assert why is None, f"{why}: run {command}"
+
+
+def test_shipped_checkpoints_hold_the_model_of_their_preset():
+    for name, preset in PRESETS.items():
+        model = load(checkpoint_path(name))
+        task = task_of(model)
+        assert type(model) is type(build(preset, task))
+        assert model.config.hidden == preset.hidden and len(history_of(model).eval_loss) > 0
+        assert ("alignment" in model.meta) == (preset.score is not None
+                                               and preset.task == "translation")  # fmt: skip
+
+
+@pytest.mark.parametrize("score", ["dot", None])
+def test_make_checkpoint_trains_a_preset_and_saves_what_load_reads(monkeypatch, tmp_path, score):
+    tiny = Preset("translation", dict(n_train=64, n_valid=8, n_test=8, max_len=8), score=score,
+                  hidden=8, emb=4, epochs=1)  # fmt: skip
+    monkeypatch.setitem(CHECKPOINTS, "attention_tiny", tiny)
+    monkeypatch.setattr(checkpoints, "FOLDER", tmp_path)
+    path = make_checkpoint("attention_tiny")
+    assert path == tmp_path / "attention_tiny.pt"
+    assert checkpoints.stale("attention_tiny", tiny) is None
+    model = load(path)
+    task = task_of(model)
+    assert type(model) is (Seq2Seq if score is None else AttentionSeq2Seq)
+    assert ("alignment" in model.meta) == (score is not None) and len(history_of(model).loss) == 1
+    if score is not None:
+        assert model.meta["alignment"] == pytest.approx(alignment_scores(model, task, task.test))
+    recorded = model.meta["test_greedy"]["exact_match"]
+    assert evaluate(model, task, task.test)["exact_match"] == recorded
+
+
+def test_make_checkpoint_names_the_presets_it_knows():
+    with pytest.raises(ValueError, match="attention_translation_dot_32"):
+        make_checkpoint("translation_dot_32")
+
+
+def test_bucket_exact_match_pools_the_lengths_of_a_bucket_by_their_counts():
+    table = {4: (1.0, 10), 5: (0.5, 30), 9: (0.0, 5)}
+    assert bucket_exact_match(table, 4, 6) == pytest.approx((10 + 15) / 40)
+    assert bucket_exact_match(table, 1, 20) == pytest.approx(25 / 45)
+    with pytest.raises(ValueError, match="no example"):
+        bucket_exact_match(table, 6, 8)
+
+
+def test_recurrent_path_length_is_the_mean_of_the_encoder_and_decoder_steps():
+    assert recurrent_path_length(1, 1) == 1  # 0 encoder steps after the word, 1 decoder step
+    assert recurrent_path_length(3, 2) == pytest.approx(((2 + 1 + 0) * 2 + (1 + 2) * 3) / 6)
+    S, T = 12, 14  # the mean of (S - s) is (S - 1) / 2, the mean of t is (T + 1) / 2
+    assert recurrent_path_length(S, T) == pytest.approx((S - 1) / 2 + (T + 1) / 2)
+
+
+def test_first_step_below_finds_the_first_validation_loss_under_the_threshold():
+    h = History(loss=[], eval_step=[100, 200, 300], eval_loss=[1.0, 0.04, 0.01])
+    assert first_step_below(h, 0.05) == 200 and first_step_below(h, 0.001) is None
+
+
+def test_alignment_misses_lists_the_aligned_words_the_attention_misses(small_task):
+    model = _model(small_task)
+    examples = small_task.test[:6]
+    missed = alignment_misses(model, small_task, examples)
+    weights = [w[:-1] for w in attention_weights(model, small_task, examples)]
+    links = [ex.alignment for ex in examples]
+    counted = sum(len({t for t, _ in a}) for a in links)
+    hits = alignment_accuracy(weights, links) * counted
+    assert len(missed) == pytest.approx(counted - hits)
+    words = {w for ex in examples for w in ex.target}
+    assert all(word in words and isinstance(offset, int) for word, offset in missed)
+
+
+def test_look_inside_decodes_greedily_and_with_the_beam(small_task):
+    model = _model(small_task).float()
+    ex = small_task.test[2]
+    seen = look_inside(model, small_task, ex.source, beam_size=2)
+    assert seen["greedy"] == evaluate(model, small_task, [ex])["hypotheses"][0]
+    best = seen["beam"][0][0]
+    assert best == evaluate(model, small_task, [ex], method="beam", beam_size=2)["hypotheses"][0]
+    assert seen["weights"].shape == (len(best) + 1, len(ex.source))
+
+
+# ---------------------------------------------------------------------------
+# The attention explorer
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _frames(html: str) -> list[bytes]:
+    """The PNG frames that matplotlib's player embeds, decoded, in order."""
+    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
+    ordered = sorted(found, key=lambda match: int(match[0]))
+    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
+
+
+@pytest.fixture(scope="module")
+def attention_setup():
+    task = translation_task(n_train=40, n_valid=5, n_test=6, seed=1, max_len=8)
+    torch.manual_seed(0)
+    cfg = AttentionConfig(len(task.src_vocab), len(task.tgt_vocab), emb=8, hidden=8, attention=8)
+    return AttentionSeq2Seq(cfg).eval(), task
+
+
+@pytest.fixture(scope="module")
+def attention_view(attention_setup):
+    model, task = attention_setup
+    return attention_explorer(model, task, task.test[:3], beam_size=2)
+
+
+def test_attention_explorer_offers_a_widget_and_an_offline_player_with_a_frame_per_sentence(
+    attention_view,
+):
+    bundle = attention_view._repr_mimebundle_()
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
+    html = bundle["text/html"]
+    frames = _frames(html)
+    assert len(frames) == 3 and len(set(frames)) == 3
+    assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
+    assert "https://" not in html and "<link" not in html
+    img = re.search(r'<img [^>]*id="_anim_img[^>]*>', html).group(0)
+    assert re.search(r'alt="[^"]*true alignment[^"]*"', img)
+
+
+def test_attention_explorer_menu_and_text_box_redraw_the_chart(attention_view):
+    menu, typed, message, image = attention_view.widget().children
+    assert isinstance(menu, ipywidgets.Dropdown) and isinstance(typed, ipywidgets.Text)
+    first = bytes(image.value)
+    menu.value = 2
+    assert bytes(image.value) == attention_view.png(attention_view.examples[2].source)
+    assert bytes(image.value) != first
+    typed.value = "the red cat sees a dog"
+    assert bytes(image.value) == attention_view.png("the red cat sees a dog".split())
+    typed.value = "the zebra sees a dog"  # an unknown word is read as <unk>, not an error
+    assert message.value == ""
+    typed.value = "   "
+    assert "at least one word" in message.value
+    menu.value = 0
+
+
+def test_attention_explorer_shows_the_beam_and_weights_that_match_the_best_hypothesis(
+    attention_view, attention_setup
+):
+    model, task = attention_setup
+    seen = attention_view.inside(task.test[1].source)
+    best = seen["beam"][0][0]
+    assert 1 <= len(seen["beam"]) <= 2 and seen["beam"][0][1] >= seen["beam"][-1][1]
+    assert seen["weights"].shape == (len(best) + 1, len(task.test[1].source))
+    torch.testing.assert_close(seen["weights"].sum(1), torch.ones(len(best) + 1))
+
+
+def test_attention_explorer_needs_two_sentences(attention_setup):
+    model, task = attention_setup
+    with pytest.raises(ValueError, match="at least 2 sentences"):
+        AttentionExplorer(model, task, task.test[:1])

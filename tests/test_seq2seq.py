@@ -1,27 +1,42 @@
-"""seqlab.seq2seq: the encoder-decoder, its loss, training, decoding and checkpoints."""
+"""seqlab.seq2seq and seqlab.chapters.seq2seq: the encoder-decoder, its loss, training and
+decoding; chapter 3's shipped checkpoints, the page's measurements and the beam explorer."""
 
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from seqlab.base import checkpoints
 from seqlab.base.data import Example, dates_task, make_batch, translation_task
-from seqlab.base.decoding import beam_search, greedy_decode
-from seqlab.seq2seq import (
+from seqlab.base.decoding import beam_search, greedy_decode, one_at_a_time
+from seqlab.chapters.seq2seq import (
+    CHECKPOINTS,
     PRESETS,
+    Preset,
+    beam_explorer,
+    beam_one_sentence_at_a_time,
+    checkpoint_path,
+    exact_match_by_source_length,
+    first_word_probs,
+    history_of,
+    length_statistics,
+    load,
+    make_checkpoint,
+    pooled_exact_match,
+    task_of,
+    where_greedy_parts,
+)
+from seqlab.seq2seq import (
     Encoder,
     Seq2Seq,
     Seq2SeqConfig,
     batched_greedy,
-    checkpoint_path,
     decode_ids,
     evaluate,
-    history_of,
-    load,
     make_task,
     mean_nll,
-    save,
     sentence_log_prob,
     sentence_log_probs,
     sequence_nll,
@@ -169,9 +184,10 @@ def test_evaluate_scores_translate_output(task):
 
 def test_save_and_load_round_trip_the_model_and_its_metadata(task, tmp_path):
     model = _model(task, "lstm").float()
-    save(model, tmp_path / "m.pt", history={"loss": [1.0, 0.5], "eval_step": [2],
-                                            "eval_loss": [0.7]}, note="x")  # fmt: skip
-    loaded = load(tmp_path / "m.pt")
+    history = {"loss": [1.0, 0.5], "eval_step": [2], "eval_loss": [0.7]}
+    path = checkpoints.save(tmp_path / "m.pt", PRESETS["dates"], checkpoints.cpu_state(model),
+                            config=asdict(model.config), history=history, note="x")  # fmt: skip
+    loaded = load(path)
     assert loaded.config == model.config and loaded.meta["note"] == "x" and not loaded.training
     assert history_of(loaded).loss == [1.0, 0.5]
     batch = make_batch(task.test[:3], task)
@@ -197,16 +213,46 @@ def test_translation_task_trains_too():
 def test_shipped_checkpoints_reach_their_recorded_test_scores(name):
     path = checkpoint_path(name)
     if not path.exists():
-        pytest.fail(f"{path} is missing: run python -m seqlab.seq2seq {name}")
+        pytest.fail(f"{path} is missing: run python -m seqlab.chapters checkpoints seq2seq "
+                    f"--only seq2seq_{name}")  # fmt: skip
     model = load(path)
     assert path.stat().st_size < 1.2e6
-    task = make_task(**model.meta["task"])
+    task = task_of(model)
     result = evaluate(model, task, task.test, reverse_source=model.meta["reverse_source"])
     recorded = model.meta["test_greedy"]
     assert result["exact_match"] == pytest.approx(recorded["exact_match"], abs=0.005)
     assert result["bleu"] == pytest.approx(recorded["bleu"], abs=0.5)
     if name == "dates":
         assert result["exact_match"] >= 0.95
+
+
+def test_shipped_checkpoints_were_made_from_todays_presets():
+    assert set(CHECKPOINTS) == {f"seq2seq_{name}" for name in PRESETS}
+    for name, preset in CHECKPOINTS.items():
+        why = checkpoints.stale(name, preset)
+        command = f"python -m seqlab.chapters checkpoints seq2seq --only {name}"
+        assert why is None, f"{why}: run {command}"
+
+
+def test_make_checkpoint_trains_a_preset_and_saves_what_load_reads(monkeypatch, tmp_path):
+    tiny = Preset("dates", dict(n_train=64, n_valid=8, n_test=8), hidden=8, emb=4, epochs=1,
+                  reverse_source=True)  # fmt: skip
+    monkeypatch.setitem(CHECKPOINTS, "seq2seq_tiny", tiny)
+    monkeypatch.setattr(checkpoints, "FOLDER", tmp_path)
+    path = make_checkpoint("seq2seq_tiny")
+    assert path == tmp_path / "seq2seq_tiny.pt" and checkpoints.stale("seq2seq_tiny", tiny) is None
+    model = load(path)
+    assert model.config == Seq2SeqConfig(len(task_of(model).src_vocab), 15, 4, 8, "gru")
+    assert set(model.meta) == {"task", "reverse_source", "history", "test_greedy", "seconds"}
+    assert model.meta["reverse_source"] and len(history_of(model).loss) == 1
+    recorded = model.meta["test_greedy"]["exact_match"]
+    task = task_of(model)
+    assert evaluate(model, task, task.test, reverse_source=True)["exact_match"] == recorded
+
+
+def test_make_checkpoint_names_the_presets_it_knows():
+    with pytest.raises(ValueError, match="seq2seq_dates"):
+        make_checkpoint("dates")
 
 
 def test_batched_sentence_log_probs_equal_one_at_a_time(task):
@@ -219,8 +265,6 @@ def test_batched_sentence_log_probs_equal_one_at_a_time(task):
 
 
 def test_beam_explorer_replays_the_search_one_frame_per_step(task):
-    from seqlab.widgets import beam_explorer
-
     model = _model(task).float()
     explorer = beam_explorer(model, task, task.test[0], beam_size=2, max_len=6)
     assert explorer.steps == list(range(1, len(explorer.trace) + 1)) and len(explorer.steps) <= 6
@@ -232,3 +276,70 @@ def test_beam_explorer_replays_the_search_one_frame_per_step(task):
     html = explorer.to_html()
     assert html.count("data:image/png;base64,") == len(explorer.steps)
     assert 'alt="Beam search with beam size 2' in html
+    assert explorer.frames() == explorer.steps
+    slider, message, image = explorer.widget().children
+    assert (slider.min, slider.max, slider.value) == (1, explorer.steps[-1], 1)
+    first = bytes(image.value)
+    if len(explorer.steps) > 1:
+        slider.value = 2
+        assert bytes(image.value) == explorer.png(2) != first
+    assert message.value == ""
+
+
+# ---------------------------------------------------------------------- the page's measurements
+
+
+def test_first_word_probs_is_the_decoders_first_step(task):
+    model = _model(task).float()
+    probs = first_word_probs(model, task, task.test[0].source)
+    assert probs.shape == (len(task.tgt_vocab),)
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    batch = make_batch([task.test[0]], task)
+    logits = model(batch.src, batch.src_mask, batch.tgt_in)
+    torch.testing.assert_close(probs, torch.softmax(logits[0, 0], -1), rtol=1e-5, atol=1e-6)
+
+
+def test_where_greedy_parts_finds_the_first_difference_and_its_probabilities(task):
+    model = _model(task).float()
+    ex = task.test[0]
+    V = task.tgt_vocab
+    first = task.tgt_vocab.encode(ex.target)[:3]
+    other = [first[0], (first[1] + 1) % len(V), first[2]]
+    t, p_first, p_other = where_greedy_parts(model, task, ex, first, other)
+    batch = make_batch([ex], task)
+    tgt_in = torch.tensor([[V.bos_id, first[0]]])
+    probs = torch.softmax(model(batch.src, batch.src_mask, tgt_in)[0, 1], -1)  # after first[0]
+    assert t == 1
+    assert p_first == pytest.approx(probs[first[1]].item(), abs=1e-6)
+    assert p_other == pytest.approx(probs[other[1]].item(), abs=1e-6)
+    (greedy, _), = decode_ids(model, task, [ex], "greedy")[0]
+    t, p_greedy, p_other = where_greedy_parts(model, task, ex, greedy, [(greedy[0] + 1) % len(V)])
+    assert t == 0 and p_greedy >= p_other  # greedy takes the most probable token
+    with pytest.raises(ValueError, match="do not differ"):
+        where_greedy_parts(model, task, ex, greedy, greedy)
+
+
+def test_length_statistics_and_exact_match_by_source_length():
+    exs = [Example(list("ab"), list("xy")), Example(list("abc"), list("xyz")),
+           Example(list("cd"), list("uv"))]  # fmt: skip
+    hyps = [list("xy"), list("xy"), list("uvw")]
+    stats = length_statistics(hyps, [ex.target for ex in exs])
+    assert stats == {"exact match": 1 / 3, "mean length": 7 / 3, "too short": 1 / 3}
+    table = exact_match_by_source_length(hyps, exs)
+    assert table == {2: (0.5, 2), 3: (0.0, 1)}
+    assert pooled_exact_match(table, [2, 3]) == pytest.approx(1 / 3)
+    assert pooled_exact_match(table, [2, 7]) == 0.5
+    with pytest.raises(ValueError, match="no example"):
+        pooled_exact_match(table, [7])
+    with pytest.raises(ValueError, match="2 outputs for 3"):
+        length_statistics(hyps[:2], [ex.target for ex in exs])
+
+
+def test_beam_one_sentence_at_a_time_agrees_with_one_hypothesis_per_call(task):
+    model = _model(task).float()
+    exs = task.test[:3]
+    plain = beam_one_sentence_at_a_time(model, task, exs, 3, 12)
+    slow = beam_one_sentence_at_a_time(model, task, exs, 3, 12, wrap=one_at_a_time)
+    batched = decode_ids(model, task, exs, "beam", beam_size=3, max_len=12)
+    for a, b, c in zip(plain, slow, batched, strict=True):
+        assert [h for h, _ in a] == [h for h, _ in b] == [h for h, _ in c]
