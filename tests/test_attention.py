@@ -9,7 +9,6 @@ import re
 from dataclasses import asdict
 
 import ipywidgets
-import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
@@ -33,7 +32,6 @@ from seqlab.attention import (
 from seqlab.base import checkpoints
 from seqlab.base.data import Example, make_batch, translation_task
 from seqlab.base.decoding import batched_beam_search, beam_search, greedy_decode
-from seqlab.base.plots import plot_attention
 from seqlab.base.train import History
 from seqlab.chapters.attention import (
     CHECKPOINTS,
@@ -434,14 +432,6 @@ def test_dates_alignment_links_each_iso_field_to_the_source_characters_that_deci
     numeric = Example(list("28/01/75"), list("1975-01-28"))
     pairs = {(t, "28/01/75"[s]) for t, s in dates_alignment(numeric)}
     assert {(0, "7"), (0, "5"), (2, "7"), (3, "5"), (5, "0"), (6, "1"), (9, "8")} <= pairs
-
-
-def test_plot_attention_draws_one_square_per_true_link():
-    ax = plot_attention(torch.eye(3), ["a", " ", "c"], ["x", "y"], [(0, 0), (1, 1)], colorbar=False)
-    assert len(ax.patches) == 2
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "\u2423", "c"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y", "<eos>"]
-    plt.close(ax.figure)
 
 
 @pytest.mark.parametrize("name", ["translation_dot_32", "translation_additive_32"])

@@ -152,3 +152,12 @@ def test_plotting_helpers_print_nothing(capsys):
     plots.plot_histories({"run": _diverged_history()})
     plots.plot_sensitivity({"run": torch.tensor([0.5, 0.5])})
     assert capsys.readouterr().out == ""
+
+
+def test_plot_attention_draws_one_square_per_true_link():
+    links = [(0, 0), (1, 1)]
+    ax = plots.plot_attention(torch.eye(3), ["a", " ", "c"], ["x", "y"], links, colorbar=False)
+    assert len(ax.patches) == 2
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "\u2423", "c"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y", "<eos>"]
+    plt.close(ax.figure)
