@@ -24,7 +24,8 @@ so that GPT-2's weights load into it.
 - :class:`KVCache`: the keys and values of the past tokens, so that each
   generated token costs one position's work instead of the whole prefix's;
 - :func:`generate` with temperature, top-k and top-p (nucleus; Holtzman et
-  al., 2020) sampling; :func:`sample_next_token`, :func:`completion_logprob`
+  al., 2020) sampling; :func:`next_token_distribution`, the distribution a
+  token is drawn from; :func:`sample_next_token`, :func:`completion_logprob`
   and :func:`rank_choices`, the reference versions of chapter 6's graded
   functions (scoring the choices of a few-shot prompt, Brown et al., 2020);
 - :meth:`GPT.from_gpt2`: the weights of a ``transformers.GPT2LMHeadModel``;
@@ -33,14 +34,10 @@ so that GPT-2's weights load into it.
 Shapes: B batch, T time, V vocabulary, C = ``n_embd`` the width, nh heads of
 hs = C / nh. A "language model" in the course is any callable
 ``model(ids (B, T) LongTensor) -> logits (B, T, V)``.
-
-``python -m seqlab.gpt`` prints the parameter counts of the presets and the
-cache timings of a small model on this machine.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -324,7 +321,7 @@ class GPT(nn.Module):
         real GPT-2 small (a 500 MB download, outside this course's tests).
         """
         try:
-            from transformers import GPT2LMHeadModel
+            from transformers import GPT2LMHeadModel  # optional and heavy: only for GPT-2 weights
         except ImportError as err:  # pragma: no cover - the dev extra installs it
             raise ImportError(
                 "GPT.from_gpt2 needs Hugging Face transformers: pip install transformers"
@@ -406,6 +403,26 @@ def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     drop_sorted = mass_before >= p
     drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
     return logits.masked_fill(drop, float("-inf"))
+
+
+def next_token_distribution(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """logits (B, V) -> probs (B, V): the distribution :func:`generate` draws the next token from.
+
+    temperature 0 (greedy) gives one-hot rows at the argmax; otherwise the
+    softmax of the logits divided by the temperature, after
+    :func:`top_k_filter` and :func:`top_p_filter` (tokens they drop get 0).
+    """
+    _check_logits(logits)
+    if temperature < 0:
+        raise ValueError(f"temperature should be >= 0, got {temperature}")
+    if temperature == 0:
+        return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+    return torch.softmax(top_p_filter(top_k_filter(logits / temperature, top_k), top_p), dim=-1)
 
 
 def sample_next_token(
@@ -580,27 +597,3 @@ def tokens_per_second(
         generate(model, ids, new_tokens, temperature=0.0, use_cache=use_cache)
         best = min(best, time.perf_counter() - t0)
     return new_tokens / best
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Print the presets' parameter counts and the cache timings of a small model."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    for name, cfg in PRESETS.items():
-        print(f"{name:12s} {n_params(cfg):>16,d} parameters, "
-              f"{n_params(cfg, non_embedding=True):>16,d} without embeddings")  # fmt: skip
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=256, block_size=512, n_layer=4, n_head=4, n_embd=128))
-    lengths = [16, 64, 128, 256, 384, 500]
-    for use_cache in (False, True):
-        secs = time_per_token(model, lengths, use_cache=use_cache, repeats=9)
-        ms = ", ".join(f"L={L}: {1e3 * s:.2f} ms" for L, s in zip(lengths, secs, strict=True))
-        print(f"cache={use_cache!s:5s} per token: {ms}")
-        print(f"cache={use_cache!s:5s} {tokens_per_second(model, 1, 256, use_cache):.0f} tokens/s "
-              "(256 new tokens)")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

@@ -18,12 +18,14 @@ same moment as the in-context loss drops. The circuit needs two layers
   "offset diagonal": query :math:`t` attends to key :math:`t - L + 1` in a
   sequence with period :math:`L`.
 
-This module trains a small attention-only transformer (no MLPs, built from
+This module holds a small attention-only transformer (no MLPs, built from
 chapter 5's :class:`~seqlab.transformer.MultiHeadAttention`,
-:func:`~seqlab.transformer.causal_mask` and positions) on repeated random
-tokens, records the loss on first and repeated tokens and the heads' scores
-during training, and draws what it finds. The whole experiment takes about
-20 s on one CPU core, so the book trains it when it is built.
+:func:`~seqlab.transformer.causal_mask` and positions), its data (repeated
+random tokens) and the scores that read its heads. The chapter
+(:mod:`seqlab.chapters.gpt_prompting`) trains it, recording the loss on
+first and repeated tokens and the heads' scores during training, and draws
+what it finds. The whole experiment takes about 20 s on one CPU core, so the
+book trains it when it is built.
 
 What a run of the defaults shows (every seed tried, 0-3): both heads of
 layer 1 become induction heads and one head of layer 0 a previous-token head,
@@ -40,19 +42,12 @@ Shapes: B batch, T sequence length, V vocabulary, h heads per layer.
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .base.env import seed as seed_everything
 from .transformer import POSITIONS, MultiHeadAttention, causal_mask
 
 # ---------------------------------------------------------------------------
@@ -268,89 +263,7 @@ def head_name(layer: int, head: int) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Training
-
-
-@dataclass
-class InductionHistory:
-    """What a training run recorded; the plots below draw it."""
-
-    loss: list[float] = field(default_factory=list)  # mean loss over all predicted tokens, per step
-    loss_first: list[float] = field(default_factory=list)  # predicting from a first-time token
-    loss_second: list[float] = field(default_factory=list)  # predicting from a repeated token
-    eval_step: list[int] = field(default_factory=list)  # steps after which the heads were scored
-    induction: list[list[list[float]]] = field(default_factory=list)  # (n_layers, h) per eval
-    previous_token: list[list[list[float]]] = field(default_factory=list)  # (n_layers, h) per eval
-    seconds: float = 0.0  # wall-clock time of the training loop, scoring included
-
-
-def train_induction(
-    cfg: InductionConfig | None = None, device=None, progress: bool = False
-) -> tuple[AttentionOnlyTransformer, InductionHistory]:
-    """Train an :class:`AttentionOnlyTransformer` as a language model on :func:`repeated_tokens`.
-
-    Seeds everything with ``cfg.seed`` (:func:`seqlab.seed`); the data come
-    from their own generator. Each step's loss is also split into the loss on
-    predictions made at a token read the first time (``seen`` False) and at a
-    token read again (``seen`` True, where an induction head can copy). Every
-    ``cfg.eval_every`` steps the heads are scored (:func:`head_scores`) on a
-    fixed batch of ``[s, s]`` rows. device: where to train (default: the CPU).
-    -> (the trained model in eval mode, its :class:`InductionHistory`).
-    """
-    cfg = cfg or InductionConfig()
-    data_gen = seed_everything(cfg.seed)
-    model = AttentionOnlyTransformer(cfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    eval_ids, _ = repeated_tokens(cfg.eval_batch, cfg.vocab, cfg.max_period, cfg.max_period,
-                                  torch.Generator().manual_seed(cfg.seed + 1), device)  # fmt: skip
-    history = InductionHistory()
-    start = time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc="induction", disable=not progress, leave=False):
-        model.train()
-        ids, seen = repeated_tokens(cfg.batch_size, cfg.vocab, cfg.min_period, cfg.max_period,
-                                    data_gen, device, length=cfg.seq_len + 1)  # fmt: skip
-        losses = token_losses(model, ids)  # (B, T)
-        loss = losses.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seen = seen[:, :-1]  # (B, T): is the token we predict *from* a repeated one?
-        history.loss.append(loss.item())
-        history.loss_first.append(losses[~seen].mean().item())
-        history.loss_second.append(losses[seen].mean().item())
-        if (step + 1) % cfg.eval_every == 0 or step == 0 or step + 1 == cfg.steps:
-            model.eval()
-            scores = head_scores(model, eval_ids)
-            history.eval_step.append(step + 1)
-            history.induction.append(scores["induction"].tolist())
-            history.previous_token.append(scores["previous_token"].tolist())
-    history.seconds = time.perf_counter() - start
-    return model.eval(), history
-
-
-def _moving_average(values: Sequence[float], window: int) -> np.ndarray:
-    v = np.asarray(values, dtype=float)
-    if window <= 1 or len(v) < window:
-        return v
-    c = np.cumsum(np.insert(v, 0, 0.0))
-    out = np.empty_like(v)
-    out[window - 1 :] = (c[window:] - c[:-window]) / window
-    out[: window - 1] = c[1:window] / np.arange(1, window)  # shorter windows at the start
-    return out
-
-
-def phase_change_step(
-    history: InductionHistory, window: int = 20, ratio: float = 0.5
-) -> int | None:
-    """The step at which the repeated tokens' loss falls below ``ratio`` times the first ones'.
-
-    Both losses are averaged over the last ``window`` steps first. -> the
-    step (counting from 1), or None if it never happens.
-    """
-    first = _moving_average(history.loss_first, window)
-    second = _moving_average(history.loss_second, window)
-    below = np.flatnonzero(second < ratio * first)
-    return int(below[0]) + 1 if len(below) else None
+# What the trained model does
 
 
 @torch.no_grad()
@@ -390,167 +303,3 @@ def example(
                              torch.Generator().manual_seed(seed), device)  # fmt: skip
     _, weights = model.attention(ids)
     return ids[0].cpu(), [w[0].cpu() for w in weights]
-
-
-# ---------------------------------------------------------------------------
-# Figures
-
-
-def plot_training(history: InductionHistory, ax=None, window: int = 10, vocab: int | None = None,
-                  title: str | None = "training loss"):  # fmt: skip
-    """Loss per step on first-time tokens, on repeated tokens and overall.
-
-    Each curve is a moving average over ``window`` steps; a dashed vertical
-    line marks :func:`phase_change_step`; vocab: when given, a dotted line at
-    log V, the loss of a uniform guess. -> the Axes.
-    """
-    from .base.plots import INK, MUTED, PALETTE, new_axes, course_style
-
-    with course_style():
-        ax = new_axes(ax)
-        steps = np.arange(1, len(history.loss) + 1)
-        curves = (("first time", history.loss_first, PALETTE[0]),
-                  ("repeated", history.loss_second, PALETTE[1]),
-                  ("all tokens", history.loss, MUTED))  # fmt: skip
-        for label, values, color in curves:
-            ax.plot(steps, _moving_average(values, window), color=color, label=label, linewidth=1.4)
-        if vocab is not None:
-            ax.axhline(math.log(vocab), color=MUTED, linestyle=":", linewidth=1.2,
-                       label=f"log V = {math.log(vocab):.2f}")  # fmt: skip
-        step = phase_change_step(history)
-        if step is not None:
-            ax.axvline(step, color=INK, linestyle="--", linewidth=1.0,
-                       label=f"phase change (step {step})")  # fmt: skip
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss (nats)")
-        ax.set_ylim(bottom=0)
-        if title:
-            ax.set_title(title)
-        ax.legend(loc="best")
-    return ax
-
-
-def plot_head_scores_during_training(history: InductionHistory, ax=None,
-                                     title: str | None = "the heads during training"):  # fmt: skip
-    """Each head's score over training: the induction score of the last layer's heads
-    (solid) and the previous-token score of the first layer's (dashed). -> the Axes.
-    """
-    from .base.plots import INK, PALETTE, new_axes, course_style
-
-    induction = np.asarray(history.induction)  # (evals, n_layers, h)
-    previous = np.asarray(history.previous_token)
-    with course_style():
-        ax = new_axes(ax)
-        n_layers, h = induction.shape[1:]
-        for i in range(h):
-            ax.plot(history.eval_step, induction[:, -1, i], color=PALETTE[i % len(PALETTE)],
-                    label=f"{head_name(n_layers - 1, i)} induction")  # fmt: skip
-        for i in range(h):
-            ax.plot(history.eval_step, previous[:, 0, i], linestyle="--",
-                    color=PALETTE[(h + i) % len(PALETTE)],
-                    label=f"{head_name(0, i)} previous token")  # fmt: skip
-        step = phase_change_step(history)
-        if step is not None:
-            ax.axvline(step, color=INK, linestyle="--", linewidth=1.0)
-        ax.set_xlabel("step")
-        ax.set_ylabel("score")
-        ax.set_ylim(0, 1)
-        if title:
-            ax.set_title(title)
-        ax.legend(loc="best")
-    return ax
-
-
-def plot_position_losses(losses: torch.Tensor, vocab: int | None = None, ax=None,
-                         title: str | None = "loss at each position"):  # fmt: skip
-    """The per-position loss of :func:`position_losses`, (2L,), as bars.
-
-    Bars before the repetition in one colour, after it in another; a dotted
-    line at log V when ``vocab`` is given. -> the Axes.
-    """
-    from .base.plots import MUTED, PALETTE, new_axes, course_style
-
-    y = losses.detach().double().cpu().numpy()
-    L = len(y) // 2
-    t = np.arange(len(y))
-    with course_style():
-        ax = new_axes(ax)
-        ax.bar(t[:L], y[:L], color=PALETTE[0], width=0.8, label="first time")
-        ax.bar(t[L:], y[L:], color=PALETTE[1], width=0.8, label="repeated")
-        if vocab is not None:
-            ax.axhline(math.log(vocab), color=MUTED, linestyle=":", linewidth=1.2,
-                       label=f"log V = {math.log(vocab):.2f}")  # fmt: skip
-        ax.set_xlabel("position t (predicting token t + 1)")
-        ax.set_ylabel("loss (nats)")
-        if title:
-            ax.set_title(title)
-        ax.legend(loc="best")
-    return ax
-
-
-def plot_head_attention(weights: torch.Tensor, ids: torch.Tensor, ax=None, title: str | None = None,
-                        targets: bool = True, colorbar: bool = True):  # fmt: skip
-    """One head's attention on one sequence, as a heat map.
-
-    weights: (T, T), row t the query position; ids: (T,) the tokens that
-    label rows and columns. targets: outline each query's induction target
-    (:func:`induction_targets`), the offset diagonal an induction head follows.
-    -> the Axes.
-    """
-    from .attention import plot_attention
-    from .base.plots import new_axes
-
-    if weights.dim() != 2 or weights.shape != (len(ids), len(ids)):
-        raise ValueError(
-            f"weights should be (T, T) for ids of length T, got {tuple(weights.shape)} and "
-            f"{len(ids)} ids"
-        )
-    tokens = [str(int(i)) for i in ids]
-    pairs = None
-    if targets:
-        target = induction_targets(ids[None])[0].tolist()
-        pairs = [(t, s) for t, s in enumerate(target) if s >= 0]
-    ax = new_axes(ax, figsize=(6.4, 5.6))  # plot_attention's own size grows with T
-    ax = plot_attention(weights, tokens, tokens, pairs, ax=ax, title=title, colorbar=colorbar)
-    ax.tick_params(labelsize=6 if len(ids) > 24 else 8)
-    ax.set_xlabel("key: token attended to")
-    ax.set_ylabel("query: current token")
-    return ax
-
-
-# ---------------------------------------------------------------------------
-# Command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train once and print what the chapter measures: ``python -m seqlab.induction``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=InductionConfig.steps)
-    parser.add_argument("--seed", type=int, default=InductionConfig.seed)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = InductionConfig(steps=args.steps, seed=args.seed)
-    model, history = train_induction(cfg, progress=True)
-    print(f"config: {asdict(cfg)}")
-    print(f"trained {cfg.steps} steps in {history.seconds:.1f} s ({args.threads} thread(s))")
-    tail = max(1, cfg.steps // 10)
-    first, second = np.mean(history.loss_first[-tail:]), np.mean(history.loss_second[-tail:])
-    print(f"loss over the last {tail} steps: first time {first:.3f}, repeated {second:.3f} "
-          f"(log V = {math.log(cfg.vocab):.3f})")  # fmt: skip
-    print(f"phase change at step {phase_change_step(history)}")
-    losses = position_losses(model)
-    L = cfg.max_period
-    print(f"per-position loss: new tokens {losses[: L - 1].mean():.3f}, "
-          f"repeated tokens {losses[L:].mean():.3f}")  # fmt: skip
-    scores = head_scores(model, repeated_tokens(256, cfg.vocab, L, L,
-                                                torch.Generator().manual_seed(1))[0])  # fmt: skip
-    for name in ("induction", "previous_token"):
-        for layer, row in enumerate(scores[name].tolist()):
-            heads = ", ".join(f"{head_name(layer, i)}: {s:.2f}" for i, s in enumerate(row))
-            print(f"{name} score, layer {layer}: {heads}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,11 +1,12 @@
-r"""Chapter 6's prompting experiment: a multi-task corpus, a small GPT, k-shot evaluation.
+r"""Chapter 6's prompting experiment: a multi-task corpus, prompts, and exact-match scoring.
 
 GPT-2 was never trained on a task, yet it translates or summarises when the
 prompt says so (zero-shot; Radford et al., 2019); GPT-3 does much better when
 the prompt also shows k solved examples (few-shot, "in-context learning";
-Brown et al., 2020). This module reproduces both effects on a CPU, with a
-corpus that is generated here and a :class:`seqlab.gpt.GPT` small enough to
-train in minutes.
+Brown et al., 2020). This module holds what reproduces both effects on a CPU
+with a :class:`seqlab.gpt.GPT` small enough to train in minutes: the data,
+the prompts and the scoring. Training it, fine-tuning it and the whole
+evaluation belong to the chapter (:mod:`seqlab.chapters.gpt_prompting`).
 
 **The corpus** (:func:`make_corpus`). Every document is a list of examples of
 one task, one per line, ``input > output``, where the input is a fresh string
@@ -29,43 +30,29 @@ remembered text.
 **The tokenizer** (:class:`CharTokenizer`): one token per character of
 :data:`ALPHABET` (letters, space, ``>``, ``:``, newline); V = 30.
 
-**The evaluation** (:func:`evaluate`). A k-shot prompt (:func:`kshot_prompt`)
+**The scoring** (:func:`accuracy`). A k-shot prompt (:func:`kshot_prompt`)
 is the optional instruction line, k demonstrations in the task's first
 convention and the query ``input > ``; the model's answer is its greedy
 completion up to the end of the line, and it scores 1 when it equals the
 output exactly (:func:`greedy_exact_match`). Exact match, not
 ``rank_choices`` among candidates, because it is what a reader of the
 playground sees, and it cannot be won by elimination. Beside it,
-:func:`chance_accuracy` (a guesser that knows every rule of the corpus and
-picks one of their answers at random) and :func:`finetuned_accuracy` (the
-same pretrained model fine-tuned on the task's ``input > output`` lines and
-prompted zero-shot, the supervised baseline of both papers).
+:func:`chance_accuracy`: a guesser that knows every rule of the corpus and
+picks one of their answers at random.
 
-``python -m seqlab.prompting`` trains the model and writes
-``seqlab/checkpoints/gpt_prompting.pt`` (config, float16 weights, tokenizer, history,
-scores); :func:`load` reads it back. Shapes: B batch, T time, V vocabulary.
+Shapes: B batch, T time, V vocabulary.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import math
 import random
 import string
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .base.train import History, train
-from .gpt import GPT, GPTConfig, generate
-
-DATA = Path(__file__).resolve().parent / "checkpoints"
-CHECKPOINT = DATA / "gpt_prompting.pt"
+from .gpt import GPT, generate
 
 LETTERS = string.ascii_lowercase
 ALPHABET = "\n :>" + LETTERS  # every character of the corpus; token id = index here
@@ -161,7 +148,8 @@ def all_rules() -> list[Callable[[str], str]]:
     return [rule for task in TASKS.values() for rule in task.conventions.values()]
 
 
-def _check_task(task: str) -> Task:
+def check_task(task: str) -> Task:
+    """The :class:`Task` named ``task``; ValueError naming the known tasks for another name."""
     if task not in TASKS:
         raise ValueError(f"task should be one of {sorted(TASKS)}, got {task!r}")
     return TASKS[task]
@@ -241,7 +229,7 @@ def make_document(
     rng: random.Random, task: str, convention: str, instruction: bool, n_lines: int
 ) -> Document:
     """A document of n_lines fresh examples of one task in one convention."""
-    t = _check_task(task)
+    t = check_task(task)
     rule = t.conventions[convention]
     inputs = [fresh_input(rng) for _ in range(n_lines)]
     head = t.instruction + "\n" if instruction else ""
@@ -311,7 +299,7 @@ def kshot_prompt(task: str, query: str, demos: Sequence[str] = (), instruction: 
     ``kshot_prompt("sort", "dcb", ["bca"])`` is ``"sort:\\nbca > abc\\ndcb > "``;
     the answer the model should write next is ``"bcd"`` then a newline.
     """
-    t = _check_task(task)
+    t = check_task(task)
     head = t.instruction + "\n" if instruction else ""
     return head + format_examples([(x, t.rule(x)) for x in demos]) + query + SEP
 
@@ -400,7 +388,7 @@ def chance_accuracy(inputs: Sequence[str], task: str) -> float:
     :func:`all_rules`, drawn uniformly; it is right with probability
     1 / (number of distinct answers). -> the mean over the inputs.
     """
-    _check_task(task)
+    check_task(task)
     rules = all_rules()
     return sum(1 / len({r(x) for r in rules}) for x in inputs) / len(inputs)
 
@@ -415,278 +403,9 @@ def accuracy(
     seed: int = 0,
 ) -> float:
     """Exact match of k-shot prompts on the first n held-out inputs (:func:`heldout_inputs`)."""
-    t = _check_task(task)
+    t = check_task(task)
     queries = heldout_inputs(n)
     demos = demonstrations(n, k, seed)
     prompts = [kshot_prompt(task, q, d, instruction) for q, d in zip(queries, demos, strict=True)]
     right = greedy_exact_match(model, tok, prompts, [t.rule(q) for q in queries])
     return sum(right) / n
-
-
-# ---------------------------------------------------------------------------
-# Fine-tuning baseline
-
-
-@dataclass
-class FinetuneConfig:
-    """How :func:`finetune` trains on one task's labelled examples."""
-
-    steps: int = 40  # optimiser steps
-    batch_size: int = 64  # examples per step
-    lr: float = 1e-3  # AdamW learning rate, constant
-    seed: int = 0  # draws the examples and the batches
-
-
-def finetune(model: GPT, tok: CharTokenizer, task: str, cfg: FinetuneConfig | None = None) -> GPT:
-    """A copy of model fine-tuned on ``input > output`` lines of one task (no instruction).
-
-    Each training row is one line, alone at the start of a document, with
-    fresh inputs in the task's evaluated convention; the loss is the
-    cross-entropy of the output and its newline only, as in supervised
-    fine-tuning (Radford et al., 2018). -> the fine-tuned copy, in eval mode.
-    """
-    t = _check_task(task)
-    cfg = cfg or FinetuneConfig()
-    tuned = copy.deepcopy(model).float()
-    tuned.train()
-    rng = random.Random(cfg.seed)
-    opt = torch.optim.AdamW(tuned.parameters(), lr=cfg.lr, weight_decay=0.0)
-    dev = _device(tuned)
-    for _ in range(cfg.steps):
-        xs = [fresh_input(rng) for _ in range(cfg.batch_size)]
-        rows = [tok.encode(x + SEP + t.rule(x) + "\n") for x in xs]
-        T = max(len(r) for r in rows) - 1
-        ids = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T)
-        targets = torch.full((len(rows), T), -100, dtype=torch.long)  # (B, T): -100 = no loss
-        for i, (x, r) in enumerate(zip(xs, rows, strict=True)):
-            ids[i, : len(r) - 1] = torch.tensor(r[:-1])
-            first = len(x) + len(SEP) - 1  # the position that predicts the output's first letter
-            targets[i, first : len(r) - 1] = torch.tensor(r[first + 1 :])
-        logits = tuned(ids.to(dev))  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten().to(dev), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return tuned.eval()
-
-
-def finetuned_accuracy(
-    model: GPT, tok: CharTokenizer, task: str, n: int = 200, cfg: FinetuneConfig | None = None
-) -> float:
-    """Zero-shot exact match (no instruction) of the model fine-tuned on the task."""
-    return accuracy(finetune(model, tok, task, cfg), tok, task, k=0, instruction=False, n=n)
-
-
-# ---------------------------------------------------------------------------
-# The whole evaluation
-
-
-@dataclass
-class Evaluation:
-    """Everything the book's table shows; accuracies are exact-match rates in [0, 1]."""
-
-    kshot: dict[str, dict[int, float]]  # task -> k -> accuracy, prompts with the instruction
-    kshot_bare: dict[str, dict[int, float]]  # the same without the instruction line
-    finetuned: dict[str, float]  # task -> zero-shot accuracy after fine-tuning
-    chance: dict[str, float]  # task -> chance_accuracy
-    n: int  # held-out inputs per cell
-    seconds: float = 0.0  # wall-clock time of the whole evaluation
-    ks: list[int] = field(default_factory=lambda: list(KS))
-
-    def mean(self, table: str, k: int) -> float:
-        """The mean over tasks of ``kshot`` or ``kshot_bare`` at k."""
-        rows = getattr(self, table)
-        return sum(row[k] for row in rows.values()) / len(rows)
-
-
-def evaluate(
-    model: GPT,
-    tok: CharTokenizer,
-    n: int = 200,
-    ks: Sequence[int] = KS,
-    tasks: Sequence[str] | None = None,
-    finetune_cfg: FinetuneConfig | None = None,
-    with_finetuned: bool = True,
-) -> Evaluation:
-    """Accuracy of every task for every k, with and without the instruction, and baselines."""
-    start = time.perf_counter()
-    tasks = list(TASKS) if tasks is None else list(tasks)
-    queries = heldout_inputs(n)
-    ev = Evaluation(
-        kshot={t: {k: accuracy(model, tok, t, k, True, n) for k in ks} for t in tasks},
-        kshot_bare={t: {k: accuracy(model, tok, t, k, False, n) for k in ks} for t in tasks},
-        finetuned=(
-            {t: finetuned_accuracy(model, tok, t, n, finetune_cfg) for t in tasks}
-            if with_finetuned
-            else {}
-        ),
-        chance={t: chance_accuracy(queries, t) for t in tasks},
-        n=n,
-        ks=list(ks),
-    )
-    ev.seconds = time.perf_counter() - start
-    return ev
-
-
-def format_table(ev: Evaluation) -> str:
-    """The evaluation as a plain-text table, one row per task and prompt kind."""
-    head = f"{'task':8s} {'prompt':12s}" + "".join(f"  k={k:<3d}" for k in ev.ks)
-    head += "  fine-tuned  chance"
-    lines = [head]
-    for t in ev.kshot:
-        for label, table in (("instruction", ev.kshot), ("bare", ev.kshot_bare)):
-            row = f"{t:8s} {label:12s}" + "".join(f"  {table[t][k]:5.2f}" for k in ev.ks)
-            if label == "instruction":
-                ft = ev.finetuned.get(t, math.nan)
-                row += f"  {ft:10.2f}  {ev.chance[t]:6.2f}"
-            lines.append(row)
-    for label, name in (("instruction", "kshot"), ("bare", "kshot_bare")):
-        lines.append(f"{'mean':8s} {label:12s}"
-                     + "".join(f"  {ev.mean(name, k):5.2f}" for k in ev.ks))  # fmt: skip
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Training and the checkpoint
-
-
-@dataclass
-class TrainConfig:
-    """How ``python -m seqlab.prompting`` trains the shipped model."""
-
-    n_layer: int = 4  # transformer blocks
-    n_head: int = 4  # heads per block
-    n_embd: int = 128  # C
-    block_size: int = 144  # context: a k = 8 prompt needs at most 8 + 9 * 14 = 134 tokens
-    steps: int = 3000  # optimiser steps
-    batch_size: int = 32  # windows per step
-    lr: float = 2.5e-3  # AdamW peak learning rate
-    min_lr: float = 1e-4  # reached by the cosine decay at the last step
-    warmup: int = 100  # steps of linear warm-up
-    weight_decay: float = 0.1  # AdamW, on matrices only
-    clip_norm: float = 1.0  # global gradient-norm clipping
-    seed: int = 0  # model initialisation and batch order
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-
-
-def _optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def train_model(
-    cfg: TrainConfig | None = None, progress: bool = False
-) -> tuple[GPT, CharTokenizer, History]:
-    """Pretrain a GPT on :func:`make_corpus` by next-token prediction (Radford et al., 2019)."""
-    cfg = cfg or TrainConfig()
-    tok = CharTokenizer()
-    docs = make_corpus(cfg.corpus)
-    stream, starts = corpus_stream(docs, tok)
-    torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(vocab_size=len(tok), block_size=cfg.block_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd, fast=True))  # fmt: skip
-    opt = _optimizer(model, cfg)
-
-    def loss_fn(m, batch):
-        x, y = batch
-        return F.cross_entropy(m(x).flatten(0, 1), y.flatten())  # (B T, V) vs (B T,)
-
-    valid_docs = make_corpus(CorpusConfig(n_docs=300, seed=cfg.corpus.seed + 1))
-    v_stream, v_starts = corpus_stream(valid_docs, tok)
-    v_x, v_y = next(window_batches(v_stream, v_starts, cfg.block_size, 64, seed=1))
-
-    history = train(model, window_batches(stream, starts, cfg.block_size, cfg.batch_size,
-                                          cfg.seed),
-                    loss_fn, opt, cfg.steps, clip_norm=cfg.clip_norm, progress=progress,
-                    desc="pretrain", lr_at=lambda step: lr_at(step, cfg),
-                    eval_fn=lambda m: loss_fn(m, (v_x, v_y)).item(), eval_every=100)  # fmt: skip
-    return model.eval(), tok, history
-
-
-def save(model: GPT, tok: CharTokenizer, path: str | Path = CHECKPOINT, **meta) -> None:
-    """Save config, float16 weights (the tied output layer once), tokenizer and metadata."""
-    state = {k: v.detach().cpu().half().clone() for k, v in model.state_dict().items()
-             if k != "lm_head.weight"}  # fmt: skip
-    cfg = asdict(model.config)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": cfg, "state": state, "tokenizer": tok.chars, "meta": meta}, path)
-
-
-def load(path: str | Path | None = None, device=None) -> tuple[GPT, CharTokenizer]:
-    """The shipped model (or the one saved at path) in float32 eval mode, and its tokenizer.
-
-    Its metadata (training history, corpus and training configs, scores,
-    seconds) is ``model.meta``. Nothing is downloaded: the file ships in
-    seqlab/checkpoints/ and is made by ``python -m seqlab.prompting``.
-    """
-    path = Path(path) if path is not None else CHECKPOINT
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: make it with python -m seqlab.prompting")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = GPT(GPTConfig(**saved["config"]))
-    state = {k: v.float() for k, v in saved["state"].items()}
-    state["lm_head.weight"] = state["wte.weight"]
-    model.load_state_dict(state)
-    model.meta = saved.get("meta", {})
-    return model.to(device or "cpu").eval(), CharTokenizer(saved["tokenizer"])
-
-
-def history_of(model: GPT) -> History:
-    """The pretraining History stored in a loaded checkpoint."""
-    h = model.meta["history"]
-    return History(loss=list(h["loss"]), eval_step=list(h["eval_step"]),
-                   eval_loss=list(h["eval_loss"]))  # fmt: skip
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seqlab.prompting",
-        description="Train chapter 6's small GPT on the multi-task corpus and save it.",
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="optimiser steps")
-    parser.add_argument("--out", default=str(CHECKPOINT), help="checkpoint path")
-    parser.add_argument("--n-eval", type=int, default=200, help="held-out inputs per cell")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = TrainConfig(steps=args.steps)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model, tok, history = train_model(cfg, progress=True)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    print(f"trained {model.num_params():,d} parameters for {cfg.steps} steps in {seconds:.0f} s "
-          f"({cpu_seconds:.0f} s of CPU time); "
-          f"final loss {history.final_loss:.3f}, valid {history.eval_loss[-1]:.3f}")  # fmt: skip
-    meta = {
-        "train": asdict(cfg),
-        "history": {"loss": history.loss, "eval_step": history.eval_step,
-                    "eval_loss": history.eval_loss},  # fmt: skip
-        "seconds": seconds,  # wall clock, on a machine that may be shared
-        "cpu_seconds": cpu_seconds,
-        "threads": args.threads,
-    }
-    save(model, tok, args.out, **meta)
-    model, tok = load(args.out)  # evaluate what ships: the float16 weights
-    ev = evaluate(model, tok, n=args.n_eval)
-    print(format_table(ev))
-    print(f"evaluation in {ev.seconds:.1f} s")
-    meta["evaluation"] = asdict(ev)
-    save(model, tok, args.out, **meta)
-    print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.2f} MB; "
-          f"done in {time.perf_counter() - start:.0f} s")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,6 +19,7 @@ from seqlab.gpt import (
     completion_logprob,
     generate,
     n_params,
+    next_token_distribution,
     rank_choices,
     sample_next_token,
     time_per_token,
@@ -345,6 +346,27 @@ def test_top_k_filter_keeps_ties_at_the_kth_value():
     logits = torch.tensor([[1.0, 3.0, 2.0, 2.0, 0.0]])
     kept = torch.isfinite(top_k_filter(logits, 2))[0].tolist()
     assert kept == [False, True, True, True, False]
+
+
+def test_next_token_distribution_is_what_generate_and_sample_next_token_draw_from():
+    logits = torch.randn(3, 12, generator=torch.Generator().manual_seed(2), dtype=F64)
+    greedy = next_token_distribution(logits, 0.0)
+    assert torch.equal(greedy.argmax(-1), logits.argmax(-1))
+    assert torch.equal(greedy.sum(-1), torch.ones(3, dtype=F64))
+    assert set(greedy.unique().tolist()) == {0.0, 1.0}
+    torch.testing.assert_close(next_token_distribution(logits), torch.softmax(logits, -1))
+    p = next_token_distribution(logits, 0.7, top_k=4)
+    assert ((p > 0).sum(-1) == 4).all()
+    kth = logits.topk(4, dim=-1).values[:, -1:]
+    torch.testing.assert_close(p, torch.softmax(logits.masked_fill(logits < kth, -math.inf) / 0.7,
+                                                -1))  # fmt: skip
+    nucleus = next_token_distribution(logits, 1.0, top_p=0.5)
+    torch.testing.assert_close(nucleus, torch.softmax(top_p_filter(logits, 0.5), -1))
+    # the same draw as sample_next_token's, from the same generator
+    drawn = torch.multinomial(p, 1, generator=torch.Generator().manual_seed(5))[:, 0]
+    assert torch.equal(drawn, sample_next_token(logits, 0.7, 4, torch.Generator().manual_seed(5)))
+    with pytest.raises(ValueError, match="temperature should be >= 0"):
+        next_token_distribution(logits, -0.5)
 
 
 # ---------------------------------------------------------------------------
