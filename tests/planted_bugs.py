@@ -53,6 +53,11 @@ from seqlab.rnn import rnn_step as _seqlab_step
 def rnn_step(x_t, h_prev, W_xh, W_hh, b_h):
     return _seqlab_step(x_t, h_prev, W_xh, W_hh, b_h)
 """,
+    # b_h[:, None] is (H, 1): it broadcasts over the batch only when B == H, else fails
+    "bias_as_a_column": """
+def rnn_step(x_t, h_prev, W_xh, W_hh, b_h):
+    return torch.tanh(x_t @ W_xh + h_prev @ W_hh + b_h[:, None])
+""",
 }
 
 RNN_FORWARD = {
@@ -125,6 +130,14 @@ def rnn_forward(xs, h0, W_xh, W_hh, b_h):
         h = torch.tanh(xs[:, t] @ W_xh + h @ W_hh + b_h)
         hs.append(h)
     return torch.stack(hs + [h], dim=1)
+""",
+    "ignores_h0_starts_at_zero": """
+def rnn_forward(xs, h0, W_xh, W_hh, b_h):
+    h, hs = torch.zeros_like(h0), []
+    for t in range(xs.shape[1]):
+        h = torch.tanh(xs[:, t] @ W_xh + h @ W_hh + b_h)
+        hs.append(h)
+    return torch.stack(hs, dim=1)
 """,
 }
 
@@ -233,6 +246,14 @@ def matrix_power_norms(W, steps):
     power = W.matrix_power
     return torch.stack([torch.linalg.matrix_norm(power(k), ord=2) for k in range(1, steps + 1)])
 """,
+    "returns_a_list_of_norms": """
+def matrix_power_norms(W, steps):
+    norms, power = [], W
+    for _ in range(steps):
+        norms.append(torch.linalg.matrix_norm(power, ord=2))
+        power = power @ W
+    return norms
+""",
 }
 
 CLIP_GRAD_NORM = {
@@ -313,6 +334,22 @@ def clip_grad_norm(grads, max_norm):
         p.grad = g.clone()
     total = _clip(params, max_norm)
     return [p.grad for p in params], total
+""",
+    "total_measured_after_clipping": """
+def clip_grad_norm(grads, max_norm):
+    total = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    if total > max_norm:
+        grads = [g * (max_norm / (total + 1e-6)) for g in grads]
+        return grads, torch.sqrt(sum((g ** 2).sum() for g in grads))
+    return [g.clone() for g in grads], total
+""",
+    "total_in_float32": """
+def clip_grad_norm(grads, max_norm):
+    total = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        return [g * scale for g in grads], total
+    return [g.clone() for g in grads], total
 """,
 }
 
@@ -636,6 +673,15 @@ import seqlab.lstm as _seqlab_lstm
 def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
     return _seqlab_lstm.lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh)
 """,
+    "final_state_as_a_list": _CELL
+    + """
+def lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c, hs = h0, c0, []
+    for t in range(xs.shape[1]):
+        h, c = _cell(xs[:, t], h, c, W_ih, W_hh, b_ih, b_hh)
+        hs.append(h)
+    return torch.stack(hs, dim=1), [h, c]
+""",
 }
 
 FIRST_STEP_GRADIENT = {
@@ -692,6 +738,18 @@ def first_step_gradient(forward, xs):
     x = xs.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(forward(x)[:, 0].sum(), x)
     return grad[:, 0].norm()
+""",
+    "first_sequence_not_first_step": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return grad[0].norm()
+""",
+    "sum_of_per_sequence_norms": """
+def first_step_gradient(forward, xs):
+    x = xs.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(x)[:, -1].sum(), x)
+    return grad[:, 0].norm(dim=-1).sum()
 """,
 }
 
@@ -810,6 +868,15 @@ def dot_product_attention(query, keys, values, mask=None):
     weights = torch.softmax(scores, dim=-1).detach()
     return (weights.unsqueeze(1) @ values).squeeze(1), weights
 """,
+    # squeeze() drops the batch dimension too when B == 1
+    "squeezes_every_dimension": """
+def dot_product_attention(query, keys, values, mask=None):
+    scores = (keys @ query.unsqueeze(-1)).squeeze()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(-2) @ values).squeeze(), weights
+""",
 }
 
 ADDITIVE_ATTENTION = {
@@ -912,6 +979,15 @@ import seqlab.attention as _seqlab_attention
 def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
     return _seqlab_attention.additive_attention(query, keys, values, W_q, W_k, v, mask)
 """,
+    # (B, A) + (B, S, A) broadcasts the batch against the source positions
+    "query_term_not_unsqueezed": """
+def additive_attention(query, keys, values, W_q, W_k, v, mask=None):
+    scores = torch.tanh(query @ W_q + keys @ W_k) @ v
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ values).squeeze(1), weights
+""",
 }
 
 PLANTED["attention"] = {
@@ -996,6 +1072,18 @@ def sequence_nll(logits, targets, pad_id):
 from seqlab.seq2seq import sequence_nll as _nll
 def sequence_nll(logits, targets, pad_id):
     return _nll(logits, targets, pad_id)
+""",
+    "pad_assumed_to_be_0": """
+def sequence_nll(logits, targets, pad_id):
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    real = targets != 0
+    return -(picked * real).sum() / real.sum()
+""",
+    "computed_in_float32": """
+def sequence_nll(logits, targets, pad_id):
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    real = targets != pad_id
+    return (-(picked * real).sum() / real.sum()).to(logits.dtype)
 """,
 }
 
@@ -1097,6 +1185,18 @@ def greedy_decode(step, state, bos_id, eos_id, max_len):
 from seqlab.base.decoding import greedy_decode as _greedy
 def greedy_decode(step, state, bos_id, eos_id, max_len):
     return _greedy(step, state, bos_id, eos_id, max_len)
+""",
+    "one_token_too_few": """
+def greedy_decode(step, state, bos_id, eos_id, max_len):
+    token = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
+    out = []
+    for _ in range(max_len - 1):
+        log_probs, state = step(token, state)
+        token = log_probs.argmax(dim=-1)
+        out.append(int(token))
+        if out[-1] == eos_id:
+            break
+    return out
 """,
 }
 
@@ -1210,6 +1310,17 @@ from seqlab.base.decoding import beam_search as _beam
 def beam_search(step, state, bos_id, eos_id, beam_size, max_len, length_penalty=0.0):
     return _beam(step, state, bos_id, eos_id, beam_size, max_len, length_penalty)
 """,
+    # stops as soon as the best candidate of a step ends with eos
+    "stops_when_the_best_finishes": _beam(
+        FINISH="if token == eos_id:\n"
+        "                finished.append((tokens, score))\n"
+        "                if score == best[0].item():\n"
+        "                    keep = []\n"
+        "                    break\n"
+        "            else:\n"
+        "                keep.append((tokens, score))\n"
+        "                parents.append(parent)",
+    ),
 }
 
 PLANTED["seq2seq"] = {
@@ -1351,6 +1462,7 @@ from seqlab.transformer import sinusoidal_positions as _seqlab_positions
 def sinusoidal_positions(T, d):
     return _seqlab_positions(T, d)
 """,
+    "exponent_4i": _POSITIONS.replace("** (-torch.arange(", "** (-2 * torch.arange("),
 }
 
 # the solution with one part changed each; _MHA fills in the parts
@@ -1455,6 +1567,13 @@ class MultiHeadAttention(_seqlab_transformer.MultiHeadAttention):
     def __init__(self, d_model, n_heads):
         super().__init__(d_model, n_heads)
 """,
+    # a (Tq, Tk) mask made (Tq, 1, Tk): it broadcasts against the heads, not the queries
+    "unsqueezes_every_mask": _mha(
+        MASK='scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))'
+    ),
+    "values_projected_from_the_keys": _mha().replace(
+        "self.v_proj(value)", "self.v_proj(key)"
+    ),
 }
 
 PLANTED["transformers"] = {
@@ -1559,6 +1678,8 @@ from seqlab.gpt import sample_next_token as _seqlab_sample
 def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
     return _seqlab_sample(logits, temperature, top_k, generator)
 """,
+    # squeeze() returns a 0-dim tensor when B == 1
+    "squeezes_every_dimension": _sample(".squeeze(-1)", ".squeeze()"),
 }
 
 _LOGPROB = """
@@ -1622,6 +1743,14 @@ from seqlab.gpt import completion_logprob as _seqlab_logprob
 def completion_logprob(model, prompt_ids, completion_ids):
     return _seqlab_logprob(model, prompt_ids, completion_ids)
 """,
+    "every_token_scored_after_the_prompt_alone": """
+def completion_logprob(model, prompt_ids, completion_ids):
+    logits = model(prompt_ids[None])[0, -1]
+    return torch.log_softmax(logits, dim=-1)[completion_ids].sum().item()
+""",
+    "computed_in_float32": _logprob(
+        "torch.log_softmax(logits, dim=-1)", "torch.log_softmax(logits.float(), dim=-1)"
+    ),
 }
 
 # each rank_choices bug carries its own correct scorer, so that it is judged alone

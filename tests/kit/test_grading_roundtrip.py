@@ -6,18 +6,26 @@ with the instructor's own command (``python -m seqlab.kit grade``, behind
 
 * ``solution``: the solution, typed into the release as a student would;
 * ``blank``: the release, untouched;
-* ``bugs<k>``: the k-th planted bug of every graded function at once;
+* ``bugs0``: the first planted bug of every graded function at once;
 * ``tamper_comparisons`` / ``tamper_grader``: wrong answers plus code that
   rebinds torch/numpy comparisons or the course's own checks;
-* ``deleted_tests`` / ``edited_tests``: wrong answers, test cells removed or blanked.
+* ``deleted_tests`` / ``edited_tests``: test cells removed or blanked, wrong
+  answers but one correct one, whose restored test must give its points back.
+
+Every planted bug is also judged on its own, without nbgrader, by
+tests/kit/test_planted_bugs.py: this class is the representative few that prove
+the real grader scores as the direct check does. Each chapter's cases carry its
+marker; the class is graded for the selected chapters only (``pytest -m seq2seq``).
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -34,6 +42,8 @@ from course_helpers import (
 )
 from planted_bugs import PLANTED, WRONG
 
+from seqlab.kit.course import assignments
+
 pytestmark = pytest.mark.grading
 
 CHAPTERS = list(PLANTED)
@@ -49,6 +59,15 @@ TAMPER_GRADER = """
 grading.assert_close = lambda *a, **k: None
 grading.call = lambda fn, *a, forbid=None, **k: fn(*a, **k)
 """
+# graded again, every chapter in one nbgrader call: its scores mix full and zero cells, and
+# its blanked test cells are restored once more
+REGRADED = "edited_tests"
+
+
+def _chapters(*more):
+    """Parameters for each chapter, marked with it: (aid, *more)."""
+    return [pytest.param(aid, *values, marks=getattr(pytest.mark, aid)) for aid in CHAPTERS
+            for values in (more or [()])]  # fmt: skip
 
 
 def _points(aid: str) -> tuple[float, float]:
@@ -64,13 +83,22 @@ def _points(aid: str) -> tuple[float, float]:
     return auto, total
 
 
-def _bug_slots(aid: str) -> list[dict[str, tuple[str, str]]]:
-    """Submission k gets the k-th planted bug of every function that has one."""
-    planted = PLANTED[aid]
-    slots = []
-    for k in range(max(len(bugs) for bugs in planted.values())):
-        slots.append({f: list(bugs.items())[k] for f, bugs in planted.items() if k < len(bugs)})
-    return slots
+def _calls(source: str) -> set[str]:
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+
+
+def kept_correct(aid: str) -> str:
+    """The answer deleted_tests and edited_tests get right: the last graded function
+    whose solution calls no other answer (a student's answer may build on their own
+    others, and share their fate)."""
+    answers = solution_answers(aid)
+    alone = [f for f in PLANTED[aid] if not _calls(answers[f]) & (set(PLANTED[aid]) - {f})]
+    return alone[-1]
+
+
+def bug_slots(aid: str) -> dict[str, dict[str, str]]:
+    """student -> {function: planted bug}: bugs0 has every function's first planted bug."""
+    return {"bugs0": {f: next(iter(bugs)) for f, bugs in PLANTED[aid].items()}}
 
 
 def _is_test(cell) -> bool:
@@ -85,13 +113,9 @@ def _submit_class(root, aid: str) -> None:
     first = next(iter(PLANTED[aid]))
     submit(root, "solution", aid, fill(released, answers))
     submit(root, "blank", aid, released)
-    for k, slot in enumerate(_bug_slots(aid)):
-        submit(
-            root,
-            f"bugs{k}",
-            aid,
-            fill(released, answers | {f: src for f, (_, src) in slot.items()}),
-        )
+    for student, slot in bug_slots(aid).items():
+        bugs = {f: PLANTED[aid][f][bug] for f, bug in slot.items()}
+        submit(root, student, aid, fill(released, answers | bugs))
     submit(
         root,
         "tamper_comparisons",
@@ -101,50 +125,73 @@ def _submit_class(root, aid: str) -> None:
     submit(
         root, "tamper_grader", aid, fill(released, wrong | {first: TAMPER_GRADER + wrong[first]})
     )
-    nb = fill(released, wrong)
+    keep = kept_correct(aid)
+    nb = fill(released, wrong | {keep: answers[keep]})
     nb.cells = [c for c in nb.cells if not _is_test(c)]
     submit(root, "deleted_tests", aid, nb)
-    nb = fill(released, wrong)
+    nb = fill(released, wrong | {keep: answers[keep]})
     for c in nb.cells:
         if _is_test(c):
             c.source = "pass"
     submit(root, "edited_tests", aid, nb)
 
 
+def _graded_chapters(session) -> list[str]:
+    """The chapters of this file's selected tests (all of them when none names one)."""
+    wanted = {
+        item.callspec.params["aid"]
+        for item in session.items
+        if item.path == Path(__file__)
+        and hasattr(item, "callspec")
+        and "aid" in item.callspec.params
+        and "course" in item.fixturenames
+    }
+    return [aid for aid in CHAPTERS if aid in wanted] or CHAPTERS
+
+
 @pytest.fixture(scope="session")
-def course(tmp_path_factory):
+def course(request, tmp_path_factory):
+    chapters = _graded_chapters(request.session)
     root = scratch_course(tmp_path_factory.mktemp("course"))
     t0 = time.perf_counter()
-    run(root, "seqlab.kit", "release")
+    run(root, "seqlab.kit", "release", *chapters)
     release_seconds = time.perf_counter() - t0
-    for aid in CHAPTERS:
+    for aid in chapters:
         _submit_class(root, aid)
     t0 = time.perf_counter()
-    proc = run(root, "seqlab.kit", "grade")
+    proc = run(root, "seqlab.kit", "grade", *(f"--assignment={aid}" for aid in chapters))
     grade_seconds = time.perf_counter() - t0
     scores = {}
-    for aid in CHAPTERS:
+    for aid in chapters:
         for student in sorted(p.parent.name for p in (root / "submitted").glob(f"*/{aid}")):
             scores[aid, student] = cell_scores(root, aid, student)
     print(
         f"\n[timing] release {release_seconds:.1f}s; graded {len(scores)} submissions in "
         f"{grade_seconds:.1f}s ({grade_seconds / len(scores):.1f}s each, two at a time)"
     )
-    return {"root": root, "scores": scores, "log": proc.stdout}
+    return {"root": root, "scores": scores, "log": proc.stdout, "chapters": chapters}
+
+
+@pytest.fixture(scope="session")
+def regraded(course) -> dict[str, dict[str, tuple[float, float]]]:
+    """REGRADED's scores after grading every chapter again, in one nbgrader call."""
+    root = course["root"]
+    run(root, "nbgrader", "autograde", "*", "--student", REGRADED, "--force")
+    return {aid: cell_scores(root, aid, REGRADED) for aid in course["chapters"]}
 
 
 def _auto_score(scores: dict[str, tuple[float, float]]) -> float:
     return sum(score for name, (score, _) in scores.items() if name.startswith("test_"))
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
+@pytest.mark.parametrize("aid", _chapters())
 def test_release_reproduces_the_committed_exercises(course, aid):
     fresh = (course["root"] / "exercises" / aid / f"{aid}.ipynb").read_bytes()
     committed = (REPO / "exercises" / aid / f"{aid}.ipynb").read_bytes()
     assert fresh == committed, "exercises/ is out of date: run `make release` and commit it"
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
+@pytest.mark.parametrize("aid", _chapters())
 def test_release_contains_no_solution_and_no_hidden_test_line(aid):
     text = (REPO / "exercises" / aid / f"{aid}.ipynb").read_text()
     sources = "\n".join(c.source for c in nbformat.reads(text, as_version=4).cells)
@@ -155,61 +202,52 @@ def test_release_contains_no_solution_and_no_hidden_test_line(aid):
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
+@pytest.mark.parametrize("aid", _chapters())
 def test_solution_submitted_scores_full_autograded_marks(course, aid):
     auto, _ = _points(aid)
     assert auto > 0 and _auto_score(course["scores"][aid, "solution"]) == auto
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
+@pytest.mark.parametrize("aid", _chapters())
 def test_untouched_release_scores_zero_autograded_points(course, aid):
     assert _auto_score(course["scores"][aid, "blank"]) == 0
 
 
 @pytest.mark.parametrize(
-    "aid,func,bug",
+    "aid,student,func",
     [
-        (aid, f, bug)
-        for aid, planted in PLANTED.items()
-        for f, bugs in planted.items()
-        for bug in bugs
+        pytest.param(aid, student, f, marks=getattr(pytest.mark, aid))
+        for aid in CHAPTERS
+        for student, slot in bug_slots(aid).items()
+        for f in slot
     ],
 )
-def test_planted_bug_loses_the_points_of_its_function(course, aid, func, bug):
-    k = next(i for i, slot in enumerate(_bug_slots(aid)) if slot.get(func, ("",))[0] == bug)
-    score, max_score = course["scores"][aid, f"bugs{k}"][f"test_{func}"]
+def test_planted_bug_loses_the_points_of_its_function(course, aid, student, func):
+    bug = bug_slots(aid)[student][func]
+    score, max_score = course["scores"][aid, student][f"test_{func}"]
     assert max_score > 0 and score == 0, f"planted bug {func}/{bug} kept {score}/{max_score}"
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
-def test_planted_bugs_do_not_cost_points_in_correct_cells(course, aid):
-    for k, slot in enumerate(_bug_slots(aid)):
-        for func in PLANTED[aid]:
-            if func not in slot:
-                score, max_score = course["scores"][aid, f"bugs{k}"][f"test_{func}"]
-                assert score == max_score, f"bugs{k}: correct {func} lost points"
-
-
-@pytest.mark.parametrize("aid", CHAPTERS)
-@pytest.mark.parametrize("student", ["tamper_comparisons", "tamper_grader"])
+@pytest.mark.parametrize("aid,student", _chapters(("tamper_comparisons",), ("tamper_grader",)))
 def test_answers_that_rebind_the_checks_gain_nothing(course, aid, student):
     assert _auto_score(course["scores"][aid, student]) == 0
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
-@pytest.mark.parametrize("student", ["deleted_tests", "edited_tests"])
+@pytest.mark.parametrize("aid,student", _chapters(("deleted_tests",), ("edited_tests",)))
 def test_deleted_or_edited_test_cells_are_restored_and_judge(course, aid, student):
+    """The restored tests fail every wrong answer and give the right one its points (so a
+    correct cell keeps its points beside wrong ones, too)."""
     scores = course["scores"][aid, student]
     assert {f"test_{f}" for f in PLANTED[aid]} <= set(scores)
-    assert _auto_score(scores) == 0
+    keep = f"test_{kept_correct(aid)}"
+    score, max_score = scores[keep]
+    assert max_score > 0 and score == max_score, f"the correct answer lost points in {keep}"
+    assert _auto_score(scores) == max_score, f"wrong answers earned points: {scores}"
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
-def test_grading_again_gives_the_same_scores(course, aid):
-    root = course["root"]
-    for student in ("solution", "bugs0", "tamper_comparisons"):
-        run(root, "nbgrader", "autograde", aid, "--student", student, "--force")
-        assert cell_scores(root, aid, student) == course["scores"][aid, student]
+@pytest.mark.parametrize("aid", _chapters())
+def test_grading_again_gives_the_same_scores(course, regraded, aid):
+    assert regraded[aid] == course["scores"][aid, REGRADED]
 
 
 def test_grades_csv_lists_every_submission_with_its_autograded_score(course):
@@ -220,7 +258,7 @@ def test_grades_csv_lists_every_submission_with_its_autograded_score(course):
         assert float(rows[key]["max_score"]) == _points(key[0])[1]
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
+@pytest.mark.parametrize("aid", _chapters())
 def test_feedback_shows_results_but_never_hidden_test_source(course, aid):
     answers = "\n".join(solution_answers(aid).values())
     hidden_only = {ln for ln in secret_lines(aid) if ln not in answers}
@@ -238,7 +276,7 @@ def test_feedback_shows_results_but_never_hidden_test_source(course, aid):
     assert "TamperingError" in (feedback / "tamper_comparisons" / aid / f"{aid}.html").read_text()
 
 
-@pytest.mark.parametrize("aid", CHAPTERS)
+@pytest.mark.parametrize("aid", _chapters())
 def test_source_notebook_has_unique_ids_and_no_outputs(aid):
     nb = json.loads((REPO / "solutions" / aid / f"{aid}.ipynb").read_text())
     ids = [
@@ -249,6 +287,4 @@ def test_source_notebook_has_unique_ids_and_no_outputs(aid):
 
 
 def test_every_released_chapter_has_planted_bugs():
-    from seqlab.kit.course import assignments
-
     assert set(assignments(REPO)) == set(PLANTED) == set(WRONG)

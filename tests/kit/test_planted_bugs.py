@@ -1,0 +1,265 @@
+"""Every planted bug and every WRONG answer loses its function's points, checked directly.
+
+The hidden tests are judged on the source notebooks themselves, without nbgrader:
+tests/kit/direct_grading.py runs ``solutions/<id>/<id>.ipynb`` once per chapter
+(one subprocess each, two chapters at a time) and tries each planted bug of
+tests/planted_bugs.py as its function's cell, from the state the kernel holds
+before that cell, followed by the function's graded test cell ``test_<func>``.
+tests/kit/test_grading_roundtrip.py grades a representative few of the same
+answers through the real nbgrader command line.
+
+``pytest -m seq2seq`` runs one chapter's cases (each case carries its chapter's marker).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from course_helpers import solution_answers
+from planted_bugs import PLANTED, WRONG
+
+pytestmark = pytest.mark.grading
+
+RUNNER = Path(__file__).with_name("direct_grading.py")
+CHAPTERS = list(PLANTED)
+# errors that say the answer's code never ran as meant: a planted bug that fails this way
+# proves nothing about the hidden tests
+BROKEN = ("ImportError", "ModuleNotFoundError", "NameError", "SyntaxError", "IndentationError")
+JOBS = 2  # chapters run at once (each in one thread: the setup cells set torch to one thread)
+FUNCTIONS = [(aid, f) for aid, planted in PLANTED.items() for f in planted]
+
+
+def _param(aid: str, *values):
+    return pytest.param(aid, *values, marks=getattr(pytest.mark, aid))
+
+
+BUGS = [_param(aid, f, bug) for aid, f in FUNCTIONS for bug in PLANTED[aid][f]]
+
+
+def _run_chapter(aid: str, folder: Path) -> dict:
+    out = folder / f"{aid}.json"
+    env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, str(RUNNER), aid, str(out)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{RUNNER.name} {aid} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="session")
+def chapter_runs(request, tmp_path_factory) -> dict[str, Future]:
+    """One run of direct_grading.py per chapter that the selected tests need, started
+    together (JOBS at a time) when the first of them asks."""
+    wanted = {
+        item.callspec.params["aid"]
+        for item in request.session.items
+        if item.path == Path(__file__)
+        and "chapter_runs" in item.fixturenames
+        and "aid" in item.callspec.params
+    }
+    folder = tmp_path_factory.mktemp("direct")
+    pool = ThreadPoolExecutor(max_workers=JOBS)
+    runs = {aid: pool.submit(_run_chapter, aid, folder) for aid in CHAPTERS if aid in wanted}
+    yield runs
+    pool.shutdown(cancel_futures=True)
+
+
+def _report(chapter_runs, aid: str) -> dict:
+    return chapter_runs[aid].result()
+
+
+def _first_line(error: str | None) -> str:
+    return (error or "passed").split("\n")[0]
+
+
+def _missing_third_party(source: str) -> str | None:
+    """A top-level module an answer imports that is not installed (not seqlab: that must
+    always resolve), e.g. Hugging Face's transformers for its warpers."""
+    for node in ast.walk(ast.parse(source)):
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level
+            else []
+        )
+        for name in names:
+            top = name.split(".")[0]
+            if top != "seqlab" and importlib.util.find_spec(top) is None:
+                return top
+    return None
+
+
+def _judge(report: dict, result: dict, func: str, what: str) -> None:
+    """The solution passes the function's graded tests, the answer's own cell ran, and each
+    of those tests failed, for a reason other than a name or module that does not exist."""
+    tests = report["tests_of"][func]
+    solution = {c["id"]: c["error"] for c in report["solution"]}
+    for test in tests:
+        if solution[test] is not None:
+            pytest.fail(f"the solution fails {test} too: {what} proves nothing\n{solution[test]}")
+    if result["defined"] is not None:
+        pytest.fail(f"{what} is broken: its own cell fails to run:\n{result['defined']}")
+    assert tests, f"no graded test cell test_<function> for {what}"
+    for test in tests:
+        error = result["tests"][test]
+        assert error is not None, f"{what} passes {test}: the hidden tests do not catch it"
+        assert not error.startswith(BROKEN), f"{what} fails {test} for the wrong reason:\n{error}"
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_solution_passes_every_graded_test_cell(chapter_runs, aid):
+    cells = _report(chapter_runs, aid)["solution"]
+    graded = [c for c in cells if c["kind"] == "test"]
+    assert graded
+    failed = {c["id"]: c["error"] for c in graded if c["error"]}
+    assert not failed, "the solution fails graded cells:\n" + "\n".join(
+        f"{k}: {v}" for k, v in failed.items()
+    )
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_solution_runs_every_cell(chapter_runs, aid):
+    """The setup cell, the answers and the ungraded cells (figures, comparisons) run too."""
+    cells = _report(chapter_runs, aid)["solution"]
+    failed = {c["id"]: c["error"] for c in cells if c["kind"] != "test" and c["error"]}
+    assert not failed, "cells of the source notebook fail:\n" + "\n".join(
+        f"{k}: {v}" for k, v in failed.items()
+    )
+
+
+@pytest.mark.parametrize("aid,func,bug", BUGS)
+def test_planted_bug_fails_its_functions_tests(chapter_runs, aid, func, bug):
+    missing = _missing_third_party(PLANTED[aid][func][bug])
+    if missing:
+        pytest.skip(f"{missing} is not installed")
+    report = _report(chapter_runs, aid)
+    result = report["planted"][func][bug]
+    _judge(report, result, func, f"planted bug {aid}/{func}/{bug}")
+    if bug.startswith("delegates_"):  # it must be caught by the delegation check itself
+        for test, error in result["tests"].items():
+            assert error.startswith("DelegationError"), (
+                f"{func}/{bug} fails {test} without a DelegationError: {_first_line(error)}"
+            )
+
+
+@pytest.mark.parametrize("aid,func", [_param(aid, f) for aid, f in FUNCTIONS])
+def test_wrong_answer_loses_its_points(chapter_runs, aid, func):
+    report = _report(chapter_runs, aid)
+    _judge(report, report["wrong"][func], func, f"WRONG[{aid!r}][{func!r}]")
+
+
+@pytest.mark.parametrize("aid,func", [_param(aid, f) for aid, f in FUNCTIONS])
+def test_planted_bugs_do_not_cost_points_in_correct_cells(chapter_runs, aid, func):
+    """The solution of one function keeps its points while the others carry bugs (those
+    its solution calls excepted: a student's answer may build on their own)."""
+    result = _report(chapter_runs, aid)["among_bugs"][func]
+    for test, error in result["tests"].items():
+        assert error is None, (
+            f"correct {func} fails {test} beside the bugs {result['bugs']}:\n{error}"
+        )
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_the_bugs_leave_nothing_behind(chapter_runs, aid):
+    """Each answer ran in a copy of the namespace: the solution, tried again from the same
+    copies after every bug, still passes (no bug changed an object the copies share)."""
+    report = _report(chapter_runs, aid)
+    for func, result in report["solution_again"].items():
+        assert result["defined"] is None and result["tests"], func
+        for test, error in result["tests"].items():
+            assert error is None, f"after the bugs the solution of {func} fails {test}:\n{error}"
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_planted_bugs_define_their_function_and_differ_from_the_solution(aid):
+    solutions = solution_answers(aid)
+    assert set(PLANTED[aid]) <= set(solutions) and set(WRONG[aid]) == set(PLANTED[aid])
+    for func, bugs in PLANTED[aid].items():
+        sources = {bug: " ".join(src.split()) for bug, src in bugs.items()}
+        solution = " ".join(solutions[func].split())
+        assert solution not in sources.values(), f"{func}: a planted bug is the solution"
+        assert len(set(sources.values())) == len(sources), f"{func}: two planted bugs are the same"
+        for bug, src in {**bugs, "WRONG": WRONG[aid][func]}.items():
+            defined = {
+                node.name
+                for node in ast.parse(src).body
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            }
+            assert func in defined, f"{func}/{bug} does not define {func}"
+
+
+def _dotted(node) -> str | None:
+    """"a.b.c" for an attribute chain on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
+def _seqlab_names(source: str) -> list[str]:
+    """Every seqlab object a source imports or reaches through an imported seqlab module,
+    as dotted paths: ``from seqlab.x import f`` and ``import seqlab.x as m; m.f`` give
+    seqlab.x.f; ``import seqlab.x; seqlab.x.f`` too."""
+    tree = ast.parse(source)
+    bound, paths = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("seqlab"):
+            paths += [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "seqlab":
+                    paths.append(alias.name)
+                    bound[alias.asname or "seqlab"] = alias.name if alias.asname else "seqlab"
+    for node in ast.walk(tree):
+        chain = _dotted(node) if isinstance(node, ast.Attribute) else None
+        if chain and chain.split(".")[0] in bound:
+            head, _, rest = chain.partition(".")
+            paths.append(f"{bound[head]}.{rest}")
+    return paths
+
+
+def _resolves(path: str) -> bool:
+    parts = path.split(".")
+    obj = importlib.import_module(parts[0])
+    for i, part in enumerate(parts[1:], start=1):
+        if not hasattr(obj, part):
+            try:
+                obj = importlib.import_module(".".join(parts[: i + 1]))
+            except ImportError:
+                return False
+        else:
+            obj = getattr(obj, part)
+    return True
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_planted_bugs_import_what_exists(aid):
+    """Every seqlab name a planted bug imports or reaches exists (the package was
+    reorganised once: a bug that imports a moved module fails for that reason alone)."""
+    missing = [
+        f"{func}/{bug}: {path}"
+        for func, bugs in PLANTED[aid].items()
+        for bug, src in bugs.items()
+        for path in _seqlab_names(src)
+        if not _resolves(path)
+    ]
+    assert not missing, "planted bugs reach seqlab names that do not exist:\n" + "\n".join(missing)
