@@ -10,7 +10,7 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades
 
-from seqlab.kit import sandbox
+from seqlab.kit import plugins
 from seqlab.kit.plugins import RedactHiddenTests
 
 c = get_config()  # noqa: F821 -- injected by nbgrader
@@ -38,8 +38,9 @@ c.Execute.interrupt_on_timeout = True
 # folder, nothing of the course, no network, no other student's work, and has
 # limits on memory (SEQLAB_GRADING_MEMORY_GB, default 4), processes, file size,
 # output and time. Without bubblewrap grading stops and says how to install it;
-# SEQLAB_NO_SANDBOX=1 grades trusted code in plain kernels (see seqlab/sandbox.py).
-sandbox.configure(c)
+# SEQLAB_NO_SANDBOX=1 grades trusted code in plain kernels (see seqlab/kit/sandbox.py).
+# The autograde steps are nbgrader's, with a ceiling on each cell's output.
+plugins.configure(c)
 
 # Students who delete or edit a locked cell, a test cell or the setup cell
 # get the instructor's version back when grading.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from seqlab.kit import course, sandbox
+from seqlab.kit import course, grade, sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 AID = "rnn_gradients"
@@ -57,14 +57,14 @@ def main() -> None:
             root.mkdir()
             make_class(root, args.students)
         t0 = time.perf_counter()
-        summary = course.grade(par, [AID])
+        summary = grade.grade(par, [AID])
         result["parallel_s"] = time.perf_counter() - t0
         result["parallel_graded"] = len(summary.graded)
         # the same, side by side, without the sandbox: what isolation costs
         os.environ[sandbox.NO_SANDBOX] = "1"
         try:
             t0 = time.perf_counter()
-            course.grade(plain, [AID])
+            grade.grade(plain, [AID])
             result["unsandboxed_s"] = time.perf_counter() - t0
         finally:
             os.environ.pop(sandbox.NO_SANDBOX)

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests" / "kit")]
 
 from grade_class import AID, make_class  # noqa: E402
 from postgres_server import create_database, postgres_server  # noqa: E402
 
-from seqlab import cluster, course  # noqa: E402
+from seqlab.kit import cluster, course, grade  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
             root.mkdir()
             make_class(root, n)
         t0 = time.perf_counter()
-        summary = course.grade(local, [AID], jobs=workers)
+        summary = grade.grade(local, [AID], jobs=workers)
         result["local_s"] = time.perf_counter() - t0
         result["local_graded"] = len(summary.graded)
         with postgres_server() as server:

@@ -41,16 +41,13 @@ from pathlib import Path
 
 import nbformat
 import torch
+from nbclient import NotebookClient
+
+from seqlab.base import checkpoints
+from seqlab.chapters import CHAPTERS  # the chapter ids, in the book's order
+from seqlab.kit import course, grade, sandbox
 
 REPO = Path(__file__).resolve().parent.parent
-CHAPTERS = {  # chapter id -> the seqlab module that makes it
-    "rnn_gradients": "seqlab.chapters.rnn_gradients",
-    "lstm_gru": "seqlab.chapters.lstm_gru",
-    "seq2seq": "seqlab.seq2seq",
-    "attention": "seqlab.attention",
-    "transformers": "seqlab.transformer",
-    "gpt_prompting": "seqlab.gpt",
-}
 
 
 def _env() -> dict[str, str]:
@@ -94,8 +91,6 @@ def bench_book() -> dict:
 
 
 def _answered(root: Path, aid: str) -> nbformat.NotebookNode:
-    from seqlab.kit import course
-
     nb = nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", as_version=4)
     answers = course.solution_answers(root, aid)
     for cell in nb.cells:
@@ -114,10 +109,6 @@ def _scratch_course(root: Path) -> Path:
 
 
 def bench_exercises() -> dict:
-    from nbclient import NotebookClient
-
-    from seqlab.kit import course
-
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = _scratch_course(Path(tmp))
@@ -130,7 +121,7 @@ def bench_exercises() -> dict:
             folder = root / "submitted" / "student" / aid
             folder.mkdir(parents=True)
             nbformat.write(_answered(root, aid), folder / f"{aid}.ipynb")
-            autograde, summary = _timed(course.grade, root, [aid], 1)
+            autograde, summary = _timed(grade.grade, root, [aid], 1)
             if summary.failed:
                 raise RuntimeError(f"{aid}: the solution did not grade: {summary.failed}")
             result[aid] = {"notebook_s": top_to_bottom, "autograde_s": autograde}
@@ -143,8 +134,6 @@ def bench_one_student() -> dict:
     ``make grade`` (its default: as many jobs as cores) on a new course with an empty
     gradebook: recording the assignments, autograding, feedback and grades.csv. Graded
     in the grading sandbox (as always) and without it, interleaved, twice each."""
-    from seqlab.kit import course, sandbox
-
     result = {"jobs": os.cpu_count()}
     # interleaved and repeated, the fastest of each kept: whichever runs first pays for
     # cold caches, which would otherwise read as the sandbox's cost
@@ -159,7 +148,7 @@ def bench_one_student() -> dict:
             if label == "unsandboxed_s":
                 os.environ[sandbox.NO_SANDBOX] = "1"
             try:
-                seconds, summary = _timed(course.grade, root, ids)
+                seconds, summary = _timed(grade.grade, root, ids)
             finally:
                 os.environ.pop(sandbox.NO_SANDBOX, None)
             if summary.failed or len(summary.graded) != len(ids):
@@ -305,12 +294,11 @@ def bench_generation() -> dict:
     weights: the speed does not depend on them)."""
     from dataclasses import asdict, replace
 
-    from seqlab.gpt import GPT, tokens_per_second
-    from seqlab.prompting import load
+    from seqlab.gpt import GPT, GPTConfig, tokens_per_second
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = load()[0].config
+    cfg = GPTConfig(**checkpoints.load(checkpoints.path_of("gpt_prompting")).config)
     model = GPT(replace(cfg, block_size=max(cfg.block_size, 257)))
     new = 256
     which = ", ".join(f"{k} {v}" for k, v in asdict(cfg).items() if k in ("n_layer", "n_embd"))
@@ -328,11 +316,14 @@ def bench_generation() -> dict:
 
 def bench_decoding() -> dict:
     """Sentences per second on chapter 3's translation test set (one CPU thread)."""
-    from seqlab.seq2seq import checkpoint_path, decode_ids, load, make_task
+    from seqlab.seq2seq import Seq2Seq, Seq2SeqConfig, decode_ids, make_task
 
     torch.set_num_threads(1)
-    model = load(checkpoint_path("translation"))
-    task = make_task(**model.meta["task"])
+    saved = checkpoints.load(checkpoints.path_of("seq2seq_translation"))
+    model = Seq2Seq(Seq2SeqConfig(**saved.config))
+    model.load_state_dict(saved.state)
+    model.eval()
+    task = make_task(**saved.meta["task"])
     examples = task.test[:200]
 
     def rate(**kwargs) -> float:

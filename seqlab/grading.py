@@ -1,22 +1,22 @@
 """The checks that the exercises' hidden tests use.
 
 A hidden test runs after the student's answer cells, in the same kernel, so an
-answer can try to change what the test relies on. This module is imported by
-each exercise's locked setup cell, *before* any answer cell runs, and keeps:
+answer can try to change what the test relies on. Each exercise's locked setup
+cell imports this module *before* any answer cell runs. It keeps:
 
 * a snapshot of the callables of ``torch``, ``torch.Tensor``, ``numpy``,
   ``math``, ``builtins`` and of this module; :func:`verify_untampered` fails
   when an answer rebinds one of them (``torch.allclose = lambda *a: True``);
-* :func:`call`, which runs a student's function while a profiler watches
-  every call it makes, failing when it hands the graded computation to a
-  forbidden built-in (listed per graded function in :data:`FORBIDDEN`) or to
-  seqlab, and when it modifies its inputs;
-* :func:`assert_close`, which compares with the pristine functions and
-  refuses tensor subclasses (whose ``__torch_function__`` could lie).
+* :func:`call`, which runs a student's function while a profiler watches every
+  call it makes, failing when it hands the graded computation to a forbidden
+  built-in (listed per graded function in :data:`FORBIDDEN`) or to seqlab, and
+  when it modifies its inputs;
+* :func:`assert_close`, which compares with the pristine functions and refuses
+  tensor subclasses (whose ``__torch_function__`` could lie).
 
 Adding a chapter: add one entry per graded function to :data:`FORBIDDEN`,
-naming the dotted paths of the built-ins that would do the whole job. Calls
-into seqlab are always forbidden. A hidden test then reads::
+naming the dotted paths of the built-ins that would do the whole job (calls
+into seqlab are always forbidden). A hidden test then reads::
 
     got = grading.call(student_fn, *inputs, forbid="student_fn")
     grading.assert_close(got, expected, "what was checked")
@@ -25,31 +25,25 @@ into seqlab are always forbidden. A hidden test then reads::
 of the feedback that students receive.
 
 The tables the checks rely on (:data:`FORBIDDEN`, the seqlab files an answer
-may run through, the watched list) are immutable (a ``MappingProxyType`` of
-tuples, a frozenset, tuples), and :func:`verify_untampered` holds, in its
-closure, the module object, a copy of its namespace and of every table's
-content, and the code, defaults and class entries of this module's
-functions, taken at import. It fails when an answer rebinds, deletes or adds a
-name here (through ``setattr``, ``del``, ``object.__setattr__`` or
-``vars(grading)``), mutates a table (the dict under ``FORBIDDEN`` is reachable
-with ``gc.get_referents``), swaps a function's ``__code__`` or defaults,
-replaces ``sys.modules["seqlab.grading"]``, or rebinds a stdlib helper the
-checks use (``inspect.unwrap``, ``os.path.abspath``,
+may run through, the watched list) are immutable, and :func:`verify_untampered`
+holds in its closure the module, a copy of its namespace and of every table's
+content, and the code, defaults and class entries of its functions, taken at
+import. It fails when an answer rebinds, deletes or adds a name here (``setattr``,
+``del``, ``object.__setattr__``, ``vars(grading)``), mutates a table (the dict
+under ``FORBIDDEN`` is reachable with ``gc.get_referents``), swaps a function's
+``__code__`` or defaults, replaces ``sys.modules["seqlab.grading"]``, or rebinds
+a stdlib helper the checks use (``inspect.unwrap``, ``os.path.abspath``,
 ``importlib.import_module``). :func:`call` reads the forbidden callables from
-that private copy, never from the module's ``FORBIDDEN``. As a first line,
-the module refuses attribute assignment and deletion, and so
-``importlib.reload``, which sets ``__spec__`` before it runs the module again.
+that private copy. As a first line, the module refuses attribute assignment and
+deletion, and so ``importlib.reload`` (which sets ``__spec__`` first).
 
 What checks inside the student's kernel cannot guarantee: an answer with full
-Python can still replace the entry points themselves (rebind the notebook's
-``grading`` name, rewrite the ``__code__`` or closure cells of
-:func:`verify_untampered`, set the module's class back with
-``object.__setattr__`` and run it again in its own namespace), reach the
-profiler's state from inside :func:`call` (``sys.getprofile()``, a traceback's
-frames) or write memory with ``ctypes``. These checks catch the answers that
-change what the real checks see; running the student's kernel in the OS
-sandbox, grading outside it and redacting the feedback are the layers that
-hold against the rest.
+Python can still replace the entry points (rebind the notebook's ``grading``
+name, rewrite :func:`verify_untampered`'s ``__code__`` or closure cells, reset
+the module's class and run it again), reach the profiler's state from inside
+:func:`call` (``sys.getprofile()``, a traceback's frames) or write memory with
+``ctypes``. The OS sandbox, grading outside it and the redacted feedback are the
+layers that hold against those (book/instructors.md, "The security model").
 """
 
 from __future__ import annotations
@@ -96,22 +90,18 @@ _TORCH_GRU = (
 _TORCH_ATTENTION = (
     "torch.nn.functional.scaled_dot_product_attention",
     "torch._C._nn.scaled_dot_product_attention",
-    "torch.nn.functional.multi_head_attention_forward",
-    "torch.nn.MultiheadAttention.forward",
-    "torch._native_multi_head_attention",
-    "torch._scaled_dot_product_attention_math",
+    "torch.nn.functional.multi_head_attention_forward", "torch.nn.MultiheadAttention.forward",
+    "torch._native_multi_head_attention", "torch._scaled_dot_product_attention_math",
     "torch._scaled_dot_product_flash_attention",
     "torch._scaled_dot_product_flash_attention_for_cpu",
     "torch._scaled_dot_product_efficient_attention",
     "torch._scaled_dot_product_cudnn_attention",
-    "torch._triton_scaled_dot_attention",
-    "torch._triton_multi_head_attention",
-)
+    "torch._triton_scaled_dot_attention", "torch._triton_multi_head_attention",
+)  # fmt: skip
 
-# chapter 6: gpt_prompting. Hugging Face's logits warpers do sample_next_token's top-k and
-# temperature on plain tensors; they are listed only where transformers is installed
-# (resolving a path imports its top module). Its scorers work on its own models only, so
-# completion_logprob and rank_choices forbid seqlab's reference versions alone.
+# chapter 6: Hugging Face's logits warpers do sample_next_token's top-k and temperature on
+# plain tensors: listed where transformers is installed (resolving a path imports it). Its
+# scorers work on its own models only: completion_logprob and rank_choices forbid seqlab alone.
 _HF_WARPERS = (
     tuple(
         f"transformers.generation.logits_process.{name}.__call__"
@@ -124,25 +114,17 @@ _HF_WARPERS = (
 # Read-only: answers run in the same kernel (see verify_untampered).
 FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     # chapter 1: rnn_gradients
-    "rnn_step": _TORCH_RNN,
-    "rnn_forward": _TORCH_RNN,
-    "scale_spectral_radius": (),
+    "rnn_step": _TORCH_RNN, "rnn_forward": _TORCH_RNN, "scale_spectral_radius": (),
     "matrix_power_norms": (
-        "torch.linalg.matrix_power",
-        "torch.matrix_power",
-        "torch.Tensor.matrix_power",
+        "torch.linalg.matrix_power", "torch.matrix_power", "torch.Tensor.matrix_power",
     ),
     "clip_grad_norm": (
-        "torch.nn.utils.clip_grad_norm_",
-        "torch.nn.utils.clip_grad_norm",
-        "torch.nn.utils.get_total_norm",
-        "torch.nn.utils.clip_grads_with_norm_",
+        "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
+        "torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grads_with_norm_",
         "torch.nn.utils.clip_grad.clip_grad_norm_",
     ),
     # chapter 2: lstm_gru
-    "lstm_cell": _TORCH_LSTM,
-    "gru_cell": _TORCH_GRU,
-    "lstm_forward": _TORCH_LSTM,
+    "lstm_cell": _TORCH_LSTM, "gru_cell": _TORCH_GRU, "lstm_forward": _TORCH_LSTM,
     "first_step_gradient": (),
     # chapter 3: seq2seq (the decoders' step functions are trusted, see call)
     "sequence_nll": (
@@ -150,17 +132,13 @@ FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
         "torch._C._nn.cross_entropy_loss", "torch._C._nn.nll_loss", "torch._C._nn.nll_loss_nd",
         "torch._C._nn.nll_loss2d", "torch.nn.CrossEntropyLoss.forward", "torch.nn.NLLLoss.forward",
     ),  # fmt: skip
-    "greedy_decode": (),
-    "beam_search": (),
+    "greedy_decode": (), "beam_search": (),
     # chapter 4: attention
-    "dot_product_attention": _TORCH_ATTENTION,
-    "additive_attention": _TORCH_ATTENTION,
+    "dot_product_attention": _TORCH_ATTENTION, "additive_attention": _TORCH_ATTENTION,
     # chapter 5: transformers
     "scaled_dot_product_attention": _TORCH_ATTENTION,
-    "causal_mask": (
-        "torch.nn.Transformer.generate_square_subsequent_mask",
-        "torch.nn.modules.transformer._generate_square_subsequent_mask",
-    ),
+    "causal_mask": ("torch.nn.Transformer.generate_square_subsequent_mask",
+                    "torch.nn.modules.transformer._generate_square_subsequent_mask"),
     "sinusoidal_positions": (),
     "MultiHeadAttention": _TORCH_ATTENTION + (
         "torch.nn.modules.activation.MultiheadAttention.forward",
@@ -169,9 +147,7 @@ FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
         "torch.nn.TransformerDecoderLayer.forward", "torch._transformer_encoder_layer_fwd",
     ),  # fmt: skip
     # chapter 6: gpt_prompting
-    "sample_next_token": _HF_WARPERS,
-    "completion_logprob": (),
-    "rank_choices": (),
+    "sample_next_token": _HF_WARPERS, "completion_logprob": (), "rank_choices": (),
 })  # fmt: skip
 
 
@@ -184,10 +160,8 @@ class TamperingError(AssertionError):
 
 
 _SEQLAB_DIR = os.path.dirname(os.path.abspath(__file__))
-# seqlab files an answer may run through while graded: this module (the
-# checks themselves) and the device/seed helpers.
-# seqlab.device() and seqlab.seed() are open to students (base/env.py, reached through
-# the package's lazy __getattr__ in __init__.py)
+# seqlab files an answer may run through while graded: this module (the checks themselves)
+# and seqlab.device() and seqlab.seed() (base/env.py, through the package's __getattr__).
 _SEQLAB_ALLOWED = frozenset(
     os.path.join(_SEQLAB_DIR, *name)
     for name in (("grading.py",), ("base", "env.py"), ("base", "__init__.py"), ("__init__.py",))
@@ -197,46 +171,32 @@ _SEQLAB_ALLOWED = frozenset(
 # IPython rebinds a few builtins and sys hooks around every cell, so those two
 # are watched by name, as are the stdlib helpers that the checks below call.
 _WATCHED = (
-    (
-        "builtins",
-        builtins,
-        (
-            "abs", "all", "any", "bool", "callable", "dict", "float", "frozenset", "getattr",
-            "hasattr", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map",
-            "max", "min", "next", "range", "repr", "round", "set", "setattr", "sorted", "str",
-            "sum", "tuple", "type", "vars", "zip", "__import__",
-        ),
-    ),
+    ("builtins", builtins, (
+        "abs", "all", "any", "bool", "callable", "dict", "float", "frozenset", "getattr",
+        "hasattr", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map",
+        "max", "min", "next", "range", "repr", "round", "set", "setattr", "sorted", "str",
+        "sum", "tuple", "type", "vars", "zip", "__import__",
+    )),
     ("sys", sys, ("getprofile", "setprofile", "gettrace", "settrace", "modules")),
     ("inspect", inspect, ("unwrap", "isfunction", "ismethod", "getattr_static")),
     ("os.path", os.path, ("abspath", "basename", "dirname", "join")),
     ("importlib", importlib, ("import_module", "reload")),
     ("threading", threading, ("setprofile",)),
-    ("math", math, None),
-    ("torch", torch, None),
-    ("torch.Tensor", torch.Tensor, None),
-    ("torch.linalg", torch.linalg, None),
-    ("torch.nn.functional", torch.nn.functional, None),
-    ("torch.testing", torch.testing, None),
-    ("numpy", numpy, None),
-    ("numpy.linalg", numpy.linalg, None),
-    ("numpy.testing", numpy.testing, None),
+    ("math", math, None), ("torch", torch, None), ("torch.Tensor", torch.Tensor, None),
+    ("torch.linalg", torch.linalg, None), ("torch.nn.functional", torch.nn.functional, None),
+    ("torch.testing", torch.testing, None), ("numpy", numpy, None),
+    ("numpy.linalg", numpy.linalg, None), ("numpy.testing", numpy.testing, None),
 )  # fmt: skip
 
 # Pristine references used by the checks below, taken before any answer runs.
-_allclose = torch.allclose
-_equal = torch.equal
-_isinstance = builtins.isinstance
-_type = builtins.type
-_getattr = builtins.getattr
-_vars = builtins.vars
-_callable = builtins.callable
+_allclose, _equal = torch.allclose, torch.equal
+_isinstance, _type, _getattr = builtins.isinstance, builtins.type, builtins.getattr
+_vars, _callable = builtins.vars, builtins.callable
 _getprofile, _setprofile = sys.getprofile, sys.setprofile
-_threading_setprofile = threading.setprofile
+_threading_setprofile, _import_module = threading.setprofile, importlib.import_module
 _abspath, _basename = os.path.abspath, os.path.basename
 _unwrap, _isfunction, _ismethod = inspect.unwrap, inspect.isfunction, inspect.ismethod
 _getattr_static = inspect.getattr_static
-_import_module = importlib.import_module
 
 
 def _attributes(obj, names) -> dict[str, object]:
@@ -515,14 +475,11 @@ def _guarded(check: Callable, verify: Callable) -> Callable:
 
 
 def _make_guard(module: types.ModuleType, bound_names: tuple[str, str], checks: tuple[str, ...]):
-    """verify_untampered and the private copy of FORBIDDEN, with everything they
-    compare held in their closure: the module, its namespace, its tables' content,
-    its functions' code and defaults, and the watched callables.
-
-    ``bound_names``: the names the module binds the two returned functions to, so
-    that they are part of the namespace the verifier expects. ``checks``: the
-    functions hidden tests call, rebound here to run the verifier before and after.
-    """
+    """verify_untampered and the private copy of FORBIDDEN, with everything they compare
+    held in their closure (the module, its namespace, its tables' content, its functions'
+    code and defaults, the watched callables). ``bound_names``: the names the module binds
+    the two to (part of the namespace the verifier expects); ``checks``: the functions
+    hidden tests call, rebound here to run the verifier before and after."""
     namespace = vars(module)
     modules, parent = sys.modules, sys.modules.get(module.__package__ or "")
     child = module.__name__.rpartition(".")[2]

@@ -11,6 +11,8 @@ import torch
 from seqlab import grading
 from seqlab.kit.plugins import RedactHiddenTests
 
+pytestmark = pytest.mark.grading
+
 
 def _norms(W, k):
     P, out = W, []

@@ -7,8 +7,8 @@ for a batch (``nbgrader autograde <id> --student '*'`` with everyone else
 excluded), so nbgrader's start-up is paid once per batch, not per submission.
 It runs on whichever worker the scheduler picks, so every worker needs:
 
-* the course's Python stack (the course image: seqlab with its ``grade``
-  extra, which brings nbgrader);
+* the course's Python stack (the course image: seqlab with its ``cluster``
+  extra, which brings nbgrader, Dask and the PostgreSQL driver);
 * the course folder at the same path as on the machine that runs ``make
   grade`` (shared storage: NFS, a Kubernetes ``ReadWriteMany`` volume): the
   submissions are read and the autograded notebooks written there;
@@ -17,14 +17,16 @@ It runs on whichever worker the scheduler picks, so every worker needs:
   is not to be trusted over a network file system.
 
 A task is idempotent. While its nbgrader runs, the task marks each submission
-graded as soon as nbgrader wrote its autograded notebook (``course.GRADED_MARK``,
-the hash of what was graded); a task skips the submissions that carry that mark
-for their exact content; and nbgrader's ``--force`` replaces a half-written
-grading. So when a worker dies, the scheduler gives its task to another worker,
-which grades what the dead one had not finished and nothing else; and the
-gradebook holds one submission per student and one grade per cell whatever
-happened (its unique keys see to that). What a batch could not finish is then
-graded alone, as in local mode, which also tells why it fails.
+graded as soon as nbgrader wrote its autograded notebook (the hash of what was
+graded, in :data:`seqlab.kit.grade.GRADED_MARK`); a task skips the submissions
+that carry that mark for their exact content; and nbgrader's ``--force``
+replaces a half-written grading. So when a worker dies, the scheduler gives its
+task to another worker, which grades what the dead one had not finished and
+nothing else; and the gradebook holds one submission per student and one grade
+per cell whatever happened (its unique keys see to that). What a batch could
+not finish is then graded alone, as in local mode, which also tells why it fails.
+The kernel of a dead worker's nbgrader dies too (``seqlab.kit.sandbox``'s launcher
+dies with nbgrader, and the sandbox with it).
 
 ``local:N`` starts a cluster of N single-threaded worker processes on this
 machine, a way to try the cluster mode without one.
@@ -42,7 +44,19 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from seqlab.kit import course
-from seqlab.kit.course import CourseError, Summary
+from seqlab.kit.course import CourseError
+from seqlab.kit.grade import (
+    GRADED_MARK,
+    Summary,
+    autograde,
+    autograde_batch,
+    fingerprint_of,
+    graded_since,
+    is_graded,
+    mark_graded,
+    notes_by_student,
+    require_sandbox,
+)
 
 # what the client passes on to the workers' nbgrader runs (the limits, the gradebook)
 FORWARDED = ("SEQLAB_",)
@@ -87,14 +101,14 @@ def grade_batch(root: str, aid: str, batch: list[str], env: dict[str, str]) -> l
     for student in batch:
         record = {"aid": aid, "student": student, "pid": os.getpid(), "started": started}
         records[student] = record
-        if course.is_graded(path, aid, student):
+        if is_graded(path, aid, student):
             record.update(status="unchanged", finished=started)
         else:
             todo.append(student)
     if not todo:
         return list(records.values())
     threads = {**env, **_one_thread(env)}
-    fingerprints = {s: course._fingerprint(path, aid, s) for s in todo}
+    fingerprints = {s: fingerprint_of(path, aid, s) for s in todo}
     finished: dict[str, float] = {}
     stop = threading.Event()
     watcher = threading.Thread(
@@ -104,17 +118,17 @@ def grade_batch(root: str, aid: str, batch: list[str], env: dict[str, str]) -> l
     try:
         # nbgrader is started from this thread, the task's: it dies with the worker
         everyone = course.submissions(path, aid)
-        log = course._autograde_batch(path, aid, todo, everyone, 1, threads=threads)
+        log = autograde_batch(path, aid, todo, everyone, 1, threads=threads)
     finally:
         stop.set()
         watcher.join()
-    notes = course._notes_by_student(path, aid, log)
+    notes = notes_by_student(path, aid, log)
     for student in todo:
         if student in finished:
             records[student].update(status="graded", finished=finished[student])
             why, note = None, notes.get(student)
         else:  # alone, to grade it after all or learn why it fails
-            why, note = course.autograde(path, aid, student, threads=threads)
+            why, note = autograde(path, aid, student, threads=threads)
             records[student].update(status="failed" if why else "graded", finished=time.time())
         records[student].update(why=why, note=note)
     return list(records.values())
@@ -128,9 +142,9 @@ def _mark_when_written(root, aid, fingerprints, started, stop, finished) -> None
     pending = list(fingerprints)
     while pending:
         last = stop.is_set()
-        for student in [s for s in pending if course._graded_since(root, aid, s, started)]:
+        for student in [s for s in pending if graded_since(root, aid, s, started)]:
             try:
-                course._mark_graded(root, aid, student, fingerprints[student])
+                mark_graded(root, aid, student, fingerprints[student])
             except OSError:  # its folder went (nbgrader failed it): graded alone later
                 continue
             finished[student] = time.time()
@@ -149,7 +163,12 @@ def _one_thread(env: dict[str, str]) -> dict[str, str]:
 
 def connect(address: str):
     """A Dask client for ``address``; ``local:N`` starts N worker processes here."""
-    from distributed import Client, LocalCluster
+    try:  # optional: the `cluster` extra brings Dask, which grading on one machine never needs
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise CourseError(
+            "grading on a cluster needs the `cluster` extra: pip install 'seqlab[cluster]'"
+        ) from error
 
     if address.startswith("local:"):
         workers = int(address.split(":", 1)[1])
@@ -175,7 +194,7 @@ def grade(
     (see :func:`grade_batch`; ``batch`` numbers the task that graded it)."""
     check_gradebook(course.gradebook_url(root))
     # the workers' kernels run in the same sandbox: its setting travels in SEQLAB_NO_SANDBOX
-    summary, records = Summary(sandboxed=course.require_sandbox()), []
+    summary, records = Summary(sandboxed=require_sandbox()), []
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}
     client, cluster = connect(address)
     try:
@@ -183,9 +202,9 @@ def grade(
             everyone = course.submissions(root, aid)
             if regrade:  # forget the marks: each submission is then graded once
                 for student in everyone:
-                    mark = root / "autograded" / student / aid / course.GRADED_MARK
+                    mark = root / "autograded" / student / aid / GRADED_MARK
                     mark.unlink(missing_ok=True)
-            students = [s for s in everyone if not course.is_graded(root, aid, s)]
+            students = [s for s in everyone if not is_graded(root, aid, s)]
             summary.unchanged.extend((aid, s) for s in everyone if s not in students)
             if not students:
                 if everyone:  # feedback again: it shows manual grades given since
@@ -222,7 +241,7 @@ def grade(
         client.close()
         if cluster is not None:
             cluster.close()
-    course._nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    course.export_grades(root)
     return summary, records
 
 
@@ -244,7 +263,7 @@ def _progress(root: Path, aid: str, students: list[str], futures) -> None:
 
 
 def _marked_since(root: Path, aid: str, student: str, started: float) -> bool:
-    mark = root / "autograded" / student / aid / course.GRADED_MARK
+    mark = root / "autograded" / student / aid / GRADED_MARK
     try:
         return mark.stat().st_mtime >= started - 1
     except OSError:
@@ -261,7 +280,7 @@ def _results(root: Path, aid: str, future, batch: list[str]) -> list[dict]:
         records = []
         for student in batch:
             record = {"aid": aid, "student": student, "status": "failed", "why": why}
-            if course.is_graded(root, aid, student):
+            if is_graded(root, aid, student):
                 record.update(status="unchanged", why=None)
             records.append(record)
         return records
@@ -269,5 +288,5 @@ def _results(root: Path, aid: str, future, batch: list[str]) -> list[dict]:
 
 def _digest(root: Path, aid: str, students: list[str]) -> str:
     """A short hash of the batch's submissions' content, part of its task's name."""
-    fingerprints = [(s, sorted(course._fingerprint(root, aid, s).items())) for s in students]
+    fingerprints = [(s, sorted(fingerprint_of(root, aid, s).items())) for s in students]
     return hashlib.sha256(repr(fingerprints).encode()).hexdigest()[:12]

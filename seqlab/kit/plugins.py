@@ -1,5 +1,7 @@
-"""The course's nbgrader preprocessors, named in its ``nbgrader_config.py``.
+"""The course's nbgrader preprocessors, set by its ``nbgrader_config.py``.
 
+* :func:`configure` sets nbgrader's autograde steps, :class:`LimitedExecute`
+  in place of ``Execute``, and the sandboxed kernels (:mod:`seqlab.kit.sandbox`);
 * :class:`LimitedExecute` runs a submission (nbgrader's ``Execute``) with a
   ceiling on its output, in the grader's process;
 * :class:`RedactHiddenTests` writes the feedback a student gets: what the
@@ -20,10 +22,19 @@ import json
 import re
 import tokenize
 
-from nbconvert.preprocessors import Preprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor, Preprocessor
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    Execute,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
 from traitlets import Bool, Integer
+
+from seqlab.kit import sandbox
 
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 
@@ -213,3 +224,19 @@ class RedactHiddenTests(Preprocessor):
                     output["ename"], _, output["evalue"] = output["traceback"][0].partition(": ")
                 cell.outputs = outputs
         return nb, resources
+
+
+def configure(c) -> None:
+    """The course's autograding, in the traitlets config ``c`` (nbgrader_config.py calls
+    it): nbgrader's own autograde steps with :class:`LimitedExecute` running the
+    notebook, each kernel in the grading sandbox (:func:`seqlab.kit.sandbox.configure`)."""
+    c.Autograde.autograde_preprocessors = [
+        LimitedExecute,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    sandbox.configure(c)

@@ -3,9 +3,11 @@
 nbgrader runs student code as the grader, next to the gradebook, the hidden
 tests and every other submission; its documentation says it does not protect
 against malicious code. So the course's ``nbgrader_config.py`` calls
-:func:`configure`, which makes every kernel that ``nbgrader autograde`` starts
-(``make grade``, a cluster worker, or nbgrader's own command line) a
-*sandboxed* kernel: a kernelspec whose launcher is this module. The launcher
+:func:`seqlab.kit.plugins.configure`, which calls :func:`configure` here: every
+kernel that ``nbgrader autograde`` starts (``make grade``, a cluster worker, or
+nbgrader's own command line) is a *sandboxed* kernel, a kernelspec whose
+launcher is this module. This module imports nothing of nbgrader's: the
+launcher starts once per kernel, and starts fast. The launcher
 runs outside the sandbox, as the grader, and starts ``ipykernel`` under
 bubblewrap (``bwrap``, https://github.com/containers/bubblewrap), which sees
 
@@ -45,6 +47,7 @@ this machine.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import shutil
@@ -55,6 +58,8 @@ import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import seqlab
 
 KERNEL_NAME = "seqlab-sandbox"
 NO_SANDBOX = "SEQLAB_NO_SANDBOX"
@@ -170,33 +175,15 @@ def enabled() -> bool:
 
 
 def configure(c) -> None:
-    """Make nbgrader's autograde kernels sandboxed (called by the course's nbgrader_config.py).
+    """Make nbgrader's autograde kernels sandboxed, in the traitlets config ``c``
+    (:func:`seqlab.kit.plugins.configure`, which the course's nbgrader_config.py
+    calls, calls it).
 
     Writes the kernelspec into a private folder that this process adds to
     JUPYTER_PATH, and has kernels talk over Unix sockets in that folder (the
     sandbox has no network). With SEQLAB_NO_SANDBOX=1 it only sets the memory
     ceiling that a plain kernel can have.
     """
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        IgnorePattern,
-        LimitOutput,
-        SaveAutoGrades,
-    )
-
-    from seqlab.kit import plugins
-
-    c.Autograde.autograde_preprocessors = [
-        plugins.LimitedExecute,
-        IgnorePattern,
-        ClearMetadataPreprocessor,
-        LimitOutput,
-        SaveAutoGrades,
-        AssignLatePenalties,
-        CheckCellMetadata,
-    ]
     if not enabled():
         if LIMITS.memory > 0:
             c.Execute.extra_arguments = [
@@ -251,8 +238,6 @@ def _python_paths() -> list[Path]:
     """Folders the kernel's Python needs: the installation, the environment, its
     packages (editable installs included). A folder holding the course itself is
     never bound whole: only seqlab's own package folder from it."""
-    import seqlab
-
     course = Path(os.getcwd()).resolve()
     seqlab_dir = Path(seqlab.__file__).resolve().parent
     wanted = {
@@ -409,8 +394,27 @@ def _give(path: Path, uid: int) -> None:
             os.lchown(name, uid, uid)
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def die_with_parent() -> None:
+    """Have this launcher get SIGTERM when nbgrader, which started it, dies (Linux), and
+    then stop its kernel (the sandbox dies with the launcher): a grading run killed half
+    way, or a lost cluster worker, leaves no kernel running on. Elsewhere the kernel
+    runs until the wall limit."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))  # until bwrap runs
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # no prctl: not Linux
+        return
+    parent = os.environ.get("JPY_PARENT_PID", "")  # set by jupyter_client: nbgrader's pid
+    if parent.isdigit() and os.getppid() != int(parent):
+        sys.exit(1)  # nbgrader died before prctl could tie this process to it
+
+
 def launch(connection_file: str, extra: list[str]) -> int:
     """Run ipykernel in the sandbox for the kernel described by ``connection_file``."""
+    die_with_parent()
     info = json.loads(Path(connection_file).read_text())
     if info.get("transport") != "ipc" or not os.path.isabs(info.get("ip", "")):
         raise SandboxError(

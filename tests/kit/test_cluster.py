@@ -35,7 +35,7 @@ from course_helpers import (
 from planted_bugs import PLANTED, WRONG
 from postgres_server import binaries, create_database, postgres_server
 
-from seqlab.kit import cluster, course
+from seqlab.kit import cluster, grade
 
 pytestmark = [
     pytest.mark.cluster,
@@ -136,7 +136,7 @@ def test_two_graders_at_once_into_one_postgresql_gradebook_equal_the_sqlite_run(
         [
             sys.executable,
             "-c",
-            f"from seqlab import course; course.sync_gradebook(course.find_root(), {AID!r})",
+            f"from seqlab.kit import course; course.sync_gradebook(course.find_root(), {AID!r})",
         ],
         cwd=roots["ta1"],
         env=env() | {"SEQLAB_GRADEBOOK_URL": url},
@@ -226,13 +226,13 @@ def test_a_submission_counts_as_graded_only_once_nbgrader_wrote_it_run(tmp_path)
     nb["nbformat_minor"] = 5
     started = time.time()
     (folder / f"{AID}.ipynb").write_text(json.dumps(nb))  # sanitized
-    assert not course._graded_since(tmp_path, AID, "ada", started)
+    assert not grade.graded_since(tmp_path, AID, "ada", started)
     (folder / f"{AID}.ipynb").write_text(json.dumps(nb)[:-20])  # half written
-    assert not course._graded_since(tmp_path, AID, "ada", started)
+    assert not grade.graded_since(tmp_path, AID, "ada", started)
     nb["cells"] = [cell | {"execution_count": 1}]
     (folder / f"{AID}.ipynb").write_text(json.dumps(nb))  # run
-    assert course._graded_since(tmp_path, AID, "ada", started)
-    assert not course._graded_since(tmp_path, AID, "ada", started + 60)  # an earlier run's
+    assert grade.graded_since(tmp_path, AID, "ada", started)
+    assert not grade.graded_since(tmp_path, AID, "ada", started + 60)  # an earlier run's
 
 
 def _grading_in(pid: int, students: list[str]) -> tuple[set[str], list[int]]:
@@ -294,7 +294,7 @@ def cluster_run(server, reference, tmp_path_factory):
             victim = None
             while grading.is_alive() and victim is None:
                 time.sleep(0.2)
-                graded = {s for s in students if course.is_graded(root, AID, s)}
+                graded = {s for s in students if grade.is_graded(root, AID, s)}
                 if not graded:
                     continue
                 for pid in pids.values():
@@ -356,7 +356,7 @@ def test_the_killed_workers_submission_is_graded_once_and_nothing_twice(cluster_
     # one record per submission: the killed try of the batch never reported, its retry did
     records = {r["student"]: r for r in cluster_run["records"]}
     assert sorted(r["student"] for r in cluster_run["records"]) == cluster_run["students"]
-    assert all(course.is_graded(root, AID, s) for s in unfinished)
+    assert all(grade.is_graded(root, AID, s) for s in unfinished)
     # one submission per student in the gradebook
     assert _submission_rows(url) == cluster_run["students"]
     # what was graded before the kill was not graded again

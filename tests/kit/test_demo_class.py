@@ -18,10 +18,13 @@ import subprocess
 import sys
 import time
 
+import nbformat
+import psutil
 import pytest
 from course_helpers import REPO, env, run
 
-from seqlab.kit import course
+from seqlab.kit import course, grade
+from seqlab.kit.demo import graded_tests
 
 pytestmark = pytest.mark.grading
 CHAPTER = "rnn_gradients"
@@ -60,8 +63,8 @@ def test_hostile_submissions_do_not_change_the_correct_students_grade(demo):
     for aid in [CHAPTER]:
         auto = sum(
             c.metadata["nbgrader"]["points"]
-            for c in course._test_cells(
-                course.nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", 4)
+            for c in graded_tests(
+                nbformat.read(root / "exercises" / aid / f"{aid}.ipynb", 4)
             )
         )
         grades = _grades(root)
@@ -90,16 +93,34 @@ def test_grading_the_class_again_changes_nothing(demo):
     assert _grades(root) == before
 
 
+# resubmitted for the killed run: four that grade in seconds are enough to stop it half
+# way (the ones that fail are tried again by every run, resubmitted or not)
+RESUBMITTED = ("blank", "correct", "extra_files", "partly_wrong")
+
+
+def _running_in(root) -> list[int]:
+    """Processes whose working folder is in the course (a kernel's, and its launcher's)."""
+    here = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.cwd().startswith(str(root)):
+                here.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return here
+
+
 def test_a_grading_run_killed_half_way_is_resumed_without_loss(demo):
     root, _ = demo
     before = _grades(root)
-    for nb in (root / "submitted").rglob("*.ipynb"):  # everyone resubmits the same work
-        nb.write_bytes(nb.read_bytes() + b"\n")
-    graded = lambda: sum(  # noqa: E731
-        course.is_graded(root, aid, s)
-        for aid in course.assignments(root)
-        for s in course.submissions(root, aid)
-    )
+    for student in RESUBMITTED:  # they resubmit the same work
+        for nb in (root / "submitted" / student).rglob("*.ipynb"):
+            nb.write_bytes(nb.read_bytes() + b"\n")
+    kept = [  # graded, and not resubmitted
+        s for s in course.submissions(root, CHAPTER)
+        if s not in RESUBMITTED and grade.is_graded(root, CHAPTER, s)
+    ]  # fmt: skip
+    graded = lambda: sum(grade.is_graded(root, CHAPTER, s) for s in RESUBMITTED)  # noqa: E731
     assert graded() == 0
     child = subprocess.Popen(
         [sys.executable, "-m", "seqlab.kit", "grade", "--jobs", "1"],
@@ -115,9 +136,14 @@ def test_a_grading_run_killed_half_way_is_resumed_without_loss(demo):
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     done = graded()
-    assert 2 <= done < 8, f"the run should have been stopped half way, {done} were graded"
+    assert 2 <= done < len(RESUBMITTED), f"the run should have stopped half way, {done} were graded"
+    # nbgrader died with the run, and the kernel it was running with nbgrader
+    deadline = time.time() + 15
+    while _running_in(root) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _running_in(root), "a kernel outlived the grading run that started it"
     out = run(root, "seqlab.kit", "grade").stdout
-    assert f"{done} unchanged since they were graded" in out
+    assert f"{done + len(kept)} unchanged since they were graded" in out
     assert _grades(root) == before
 
 

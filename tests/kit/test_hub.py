@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import functools
 import html
 import json
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -129,6 +131,19 @@ class Hub:
 
     def uid(self, name: str) -> int:
         return pwd.getpwnam(self.logins[name]).pw_uid
+
+
+def together(*calls):
+    """Run the calls (functions of no argument) at once; their results, in order.
+    What the students do side by side takes one nbgrader start-up, not one each."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [f.result() for f in [pool.submit(call) for call in calls]]
+
+
+def every_student(hub: Hub, *args: str) -> dict[str, subprocess.CompletedProcess]:
+    """``nbgrader <args>`` run by every student at once, as on a hub."""
+    procs = together(*(functools.partial(student, hub, name, *args) for name in STUDENTS))
+    return dict(zip(STUDENTS, procs, strict=True))
 
 
 def student(hub: Hub, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -260,12 +275,8 @@ def term(hub):
 
     run(root, "seqlab.kit", "release", AID)  # the gradebook learns the assignment
     run(root, "nbgrader", "release_assignment", AID)
-    listed = {}
-    for name in STUDENTS:
-        proc = student(hub, name, "list")
-        listed[name] = proc.stdout + proc.stderr
-    for name in STUDENTS:
-        student(hub, name, "fetch_assignment", AID)
+    listed = {name: p.stdout + p.stderr for name, p in every_student(hub, "list").items()}
+    every_student(hub, "fetch_assignment", AID)
 
     answers = solution_answers(AID)
     bug = next(iter(PLANTED[AID]["clip_grad_norm"].values()))
@@ -285,10 +296,14 @@ def term(hub):
     run(root, "nbgrader", "db", "assignment", "add", AID, f"--duedate={due.isoformat()}")
     time.sleep(1.5)
     do_and_submit("bob")
-    inbound_as_bob = student(hub, "bob", "list", "--inbound")
-    inbound_as_instructor = run(root, "nbgrader", "list", "--inbound")
-
-    collected = run(root, "nbgrader", "collect", AID)
+    # bob's claim to be ada, in an exchange of its own, meanwhile (see `claimed`)
+    claiming = ThreadPoolExecutor(max_workers=1)
+    claim = claiming.submit(_claim, hub)
+    inbound_as_bob, inbound_as_instructor, collected = together(
+        lambda: student(hub, "bob", "list", "--inbound"),
+        lambda: run(root, "nbgrader", "list", "--inbound"),
+        lambda: run(root, "nbgrader", "collect", AID),
+    )
     graded = run(root, "seqlab.kit", "grade", "--assignment", AID)
     # the instructor marks ada's written answer in the formgrader, which stores
     # the points in the gradebook, and runs `make grade` again for the feedback
@@ -299,7 +314,9 @@ def term(hub):
         gb.db.commit()
     regraded = run(root, "seqlab.kit", "grade", "--assignment", AID)
     run(root, "nbgrader", "release_feedback", AID)
-    fetched = {name: student(hub, name, "fetch_feedback", AID) for name in STUDENTS}
+    fetched = every_student(hub, "fetch_feedback", AID)
+    claimed = claim.result()
+    claiming.shutdown()
     print(
         f"\n[timing] a term on the hub, {len(STUDENTS)} students as OS users: "
         f"{time.perf_counter() - t0:.1f}s"
@@ -315,6 +332,7 @@ def term(hub):
         "regraded": regraded.stdout,
         "fetched": fetched,
         "due": due,
+        "claimed": claimed,
     }
 
 
@@ -514,9 +532,9 @@ def test_a_submission_is_kept_from_other_students_only_by_its_name(hub, term):
     assert attempts(hub, "bob", tries) == ["done"] * len(tries)
 
 
-@pytest.fixture(scope="module")
-def claimed(hub, term):
-    """bob submits his notebook under ada's student id to a second exchange; it is collected."""
+def _claim(hub: Hub) -> dict:
+    """bob submits his notebook under ada's student id to a second exchange; it is
+    collected. The term runs it beside its own steps, once bob has done his work."""
     exchange = hub.base / "exchange-claimed"
     exchange.mkdir()
     exchange.chmod(0o1777)
@@ -524,7 +542,10 @@ def claimed(hub, term):
     with open(root / "nbgrader_config.py", "a") as f:
         f.write(f'\nc.Exchange.root = "{exchange}"\n')
     run(root, "nbgrader", "release_assignment", AID)
-    cache = hub.homes["bob"] / "claimed-cache"  # keeps bob's own cache as the term left it
+    # a cache of its own, outside bob's home, which keeps his own as the term left it
+    cache = hub.base / "claimed-cache"
+    cache.mkdir()
+    shutil.chown(cache, hub.logins["bob"], hub.logins["bob"])
     student(
         hub, "bob", "submit", AID,
         f"--CourseDirectory.student_id={hub.logins['ada']}",
@@ -532,6 +553,11 @@ def claimed(hub, term):
     )  # fmt: skip
     collected = run(root, "nbgrader", "collect", AID)
     return {"root": root, "collected": collected.stdout + collected.stderr}
+
+
+@pytest.fixture(scope="module")
+def claimed(term):
+    return term["claimed"]
 
 
 def test_a_student_can_submit_under_another_students_id_and_collect_only_warns(hub, claimed):

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -42,6 +43,7 @@ from course_helpers import (
 )
 
 from seqlab.kit import sandbox
+from seqlab.kit.grade import REVIEW
 from seqlab.kit.plugins import WITHHELD, RedactHiddenTests
 
 pytestmark = [pytest.mark.grading, pytest.mark.sandbox]
@@ -521,24 +523,21 @@ def test_a_flood_of_output_is_cut_and_the_notebook_stays_small(graded):
 # --- the sandbox's own promises, without a class ------------------------------------
 
 
-def test_grading_without_bwrap_stops_and_says_how_to_install_it(tmp_path):
-    root = scratch_course(tmp_path / "course")
+def _without_bwrap(root: Path, missing: Path) -> subprocess.CompletedProcess:
+    """``make grade`` where bwrap is missing."""
     submit(root, "alice", AID, fill(release_notebook(root, AID), solution_answers(AID)))
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "seqlab.kit", "grade"],
         cwd=root,
-        env=env() | {"SEQLAB_BWRAP": str(tmp_path / "no-such-bwrap")},
+        env=env() | {"SEQLAB_BWRAP": str(missing)},
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1
-    assert "apt-get install bubblewrap" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (root / "autograded").exists()
 
 
-def test_plain_nbgrader_autograde_runs_in_the_sandbox_and_fails_closed_without_it(tmp_path):
-    root = scratch_course(tmp_path / "course")
+def _plain_nbgrader(root: Path, missing: Path) -> dict:
+    """nbgrader's own autograde on a probe that prints the kernel's host, then again
+    where bwrap is missing."""
     probe = "import os, socket\nprint('host', socket.gethostname(), os.listdir('/'))\n"
     answers = solution_answers(AID)
     answers[FIRST] = answers[FIRST] + "\n" + probe
@@ -546,32 +545,68 @@ def test_plain_nbgrader_autograde_runs_in_the_sandbox_and_fails_closed_without_i
     run(root, "nbgrader", "generate_assignment", AID, "--force")
     run(root, "nbgrader", "autograde", AID, "--student", "alice")
     graded = (root / "autograded" / "alice" / AID / f"{AID}.ipynb").read_text()
-    assert "host sandbox" in graded  # the kernel's own host name, inside bwrap
-    assert cell_scores(root, AID, "alice")["test_clip_grad_norm"][0] == 3.0
+    scores = cell_scores(root, AID, "alice")
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", "autograde", AID, "--student", "alice", "--force"],
         cwd=root,
-        env=env() | {"SEQLAB_BWRAP": str(tmp_path / "no-such-bwrap")},
+        env=env() | {"SEQLAB_BWRAP": str(missing)},
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert "apt-get install bubblewrap" in proc.stdout + proc.stderr
-    assert not list((root / "autograded").rglob("*.ipynb"))  # --force removed the old one
-    assert time.perf_counter() - t0 < 60  # it stops at once, it does not wait for a kernel
+    return {"graded": graded, "scores": scores, "proc": proc, "seconds": time.perf_counter() - t0}
 
 
-def test_no_sandbox_is_said_loudly(tmp_path):
-    root = scratch_course(tmp_path / "course")
+def _no_sandbox(root: Path) -> subprocess.CompletedProcess:
+    """``make grade NO_SANDBOX=1``."""
     submit(root, "alice", AID, fill(release_notebook(root, AID), solution_answers(AID)))
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "seqlab.kit", "grade", "--no-sandbox"],
         cwd=root,
         env=env(),
         capture_output=True,
         text=True,
     )
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    """One submission graded in each of three courses, side by side (each grades one
+    notebook at a time: together they keep both cores busy): without bwrap, by plain
+    nbgrader, and without the sandbox."""
+    base = tmp_path_factory.mktemp("alone")
+    courses = {name: scratch_course(base / name) for name in ("missing", "plain", "open")}
+    missing = base / "no-such-bwrap"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = {
+            "missing": pool.submit(_without_bwrap, courses["missing"], missing),
+            "plain": pool.submit(_plain_nbgrader, courses["plain"], missing),
+            "open": pool.submit(_no_sandbox, courses["open"]),
+        }
+        return {name: (courses[name], run.result()) for name, run in runs.items()}
+
+
+def test_grading_without_bwrap_stops_and_says_how_to_install_it(alone):
+    root, proc = alone["missing"]
+    assert proc.returncode == 1
+    assert "apt-get install bubblewrap" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (root / "autograded").exists()
+
+
+def test_plain_nbgrader_autograde_runs_in_the_sandbox_and_fails_closed_without_it(alone):
+    root, plain = alone["plain"]
+    assert "host sandbox" in plain["graded"]  # the kernel's own host name, inside bwrap
+    assert plain["scores"]["test_clip_grad_norm"][0] == 3.0
+    proc = plain["proc"]
+    assert "apt-get install bubblewrap" in proc.stdout + proc.stderr
+    assert not list((root / "autograded").rglob("*.ipynb"))  # --force removed the old one
+    assert plain["seconds"] < 60  # it stops at once, it does not wait for a kernel
+
+
+def test_no_sandbox_is_said_loudly(alone):
+    root, proc = alone["open"]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("WITHOUT THE SANDBOX") == 2  # at the top and at the bottom
     assert cell_scores(root, AID, "alice")["test_clip_grad_norm"][0] == 3.0
@@ -695,8 +730,6 @@ def test_env_helper_keeps_secrets_out_of_this_module():
 
 def test_the_summary_points_at_answers_that_reach_into_python(graded):
     _, proc, *_ = graded
-    from seqlab.kit.course import REVIEW
-
     lines = [line for line in proc.stdout.splitlines() if REVIEW in line]
     flagged = {s for s in ATTACKS if any(f"/ {s}: " in line for line in lines)}
     assert {
