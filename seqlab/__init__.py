@@ -10,7 +10,7 @@ Four layers, one per folder, and nothing imports upward (CONTRIBUTING.md):
   :mod:`seqlab.gpt`, :mod:`seqlab.prompting`, :mod:`seqlab.induction`, and
   :mod:`seqlab.grading` (the checks the graded notebooks run);
 - :mod:`seqlab.chapters`: one module per chapter, named by its id;
-- :mod:`seqlab.kit`: the instructor's commands (the ``grade`` extra).
+- :mod:`seqlab.kit`: the instructor's kit, ``python -m seqlab.kit`` (the ``grade`` extra).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # seqlab.device and seqlab.seed import torch on first use, not on `import seqlab`:
-    # nbgrader loads seqlab.kit.course from its config at every start, and needs no torch.
+    # seqlab.device and seqlab.seed import torch on first use, not on `import seqlab`: nbgrader
+    # loads seqlab.kit's plugins and sandbox from its config at every start, and needs no torch.
     if name in __all__:
-        from .base import env  # lazily: `import seqlab` (nbgrader loads the kit) needs no torch
+        from .base import env  # lazily, as said above
 
         return getattr(env, name)
     raise AttributeError(f"module 'seqlab' has no attribute {name!r}")

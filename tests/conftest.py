@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARTS = ("base", "book", "browser", "grading", "sandbox", "hub", "cluster", "bench")
 
 
-def _disabled_pytest_collection_modifyitems(config, items):  # TODO(lead): enable
+def pytest_collection_modifyitems(config, items):
     """Every test belongs to one chapter or to a named part of the course, never two chapters,
     so that `pytest -m <chapter id>` runs exactly that chapter's tests."""
     wrong = []

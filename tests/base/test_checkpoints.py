@@ -20,9 +20,9 @@ class Preset:
 
 def test_save_then_load_gives_back_preset_config_state_and_meta(tmp_path):
     model = torch.nn.Linear(3, 2).double()
-    path = checkpoints.save(
-        tmp_path / "sub" / "m.pt", Preset(), checkpoints.cpu_state(model), config={"d": 3}, seconds=1.5
-    )
+    state = checkpoints.cpu_state(model)
+    new_folder = tmp_path / "sub"
+    path = checkpoints.save(new_folder / "m.pt", Preset(), state, config={"d": 3}, seconds=1.5)
     saved = checkpoints.load(path)
     assert saved.preset == {"hidden": 8, "task": {"n": 3}, "sizes": (1, 2)}
     assert saved.config == {"d": 3} and saved.meta == {"seconds": 1.5}
