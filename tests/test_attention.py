@@ -3,7 +3,6 @@ formulas and torch's fused attention, masks, overflow, gradients; the alignment 
 attention encoder-decoder through chapter 3's interface; chapter 4's shipped checkpoints, the
 page's measurements and the attention explorer."""
 
-import base64
 import math
 import re
 from dataclasses import asdict
@@ -32,6 +31,7 @@ from seqlab.attention import (
 from seqlab.base import checkpoints
 from seqlab.base.data import Example, make_batch, translation_task
 from seqlab.base.decoding import batched_beam_search, beam_search, greedy_decode
+from seqlab.base.explorer import player_frames
 from seqlab.base.train import History
 from seqlab.chapters.attention import (
     CHECKPOINTS,
@@ -544,13 +544,6 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _frames(html: str) -> list[bytes]:
-    """The PNG frames that matplotlib's player embeds, decoded, in order."""
-    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
-    ordered = sorted(found, key=lambda match: int(match[0]))
-    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
-
-
 @pytest.fixture(scope="module")
 def attention_setup():
     task = translation_task(n_train=40, n_valid=5, n_test=6, seed=1, max_len=8)
@@ -571,7 +564,7 @@ def test_attention_explorer_offers_a_widget_and_an_offline_player_with_a_frame_p
     bundle = attention_view._repr_mimebundle_()
     assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
     html = bundle["text/html"]
-    frames = _frames(html)
+    frames = player_frames(html)
     assert len(frames) == 3 and len(set(frames)) == 3
     assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
     assert "https://" not in html and "<link" not in html

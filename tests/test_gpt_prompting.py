@@ -2,7 +2,6 @@
 and few-shot accuracy), the induction-head run and its phase change, the page's
 measurements and tables, and the prompt playground."""
 
-import base64
 import math
 import re
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from seqlab.base import checkpoints
+from seqlab.base.explorer import player_frames
 from seqlab.chapters import gpt_prompting as chapter
 from seqlab.chapters.gpt_prompting import (
     CHECKPOINT,
@@ -408,13 +408,6 @@ def test_the_figures_draw_the_runs_curves_and_a_heads_pattern(trained):
 # The prompt playground
 
 
-def _frames(html: str) -> list[bytes]:
-    """The PNG frames that matplotlib's player embeds, decoded, in order."""
-    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
-    ordered = sorted(found, key=lambda match: int(match[0]))
-    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
-
-
 @pytest.fixture(scope="module")
 def playground():
     tok = CharTokenizer()
@@ -430,7 +423,7 @@ def test_prompt_playground_offers_a_widget_and_a_player_with_a_frame_per_setting
     bundle = playground._repr_mimebundle_()
     assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
     assert bundle[WIDGET_VIEW]["model_id"] == playground.widget().model_id
-    frames = _frames(bundle["text/html"])
+    frames = player_frames(bundle["text/html"])
     assert len(frames) == 3 and len(set(frames)) == 3
     assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
     assert "https://" not in bundle["text/html"]

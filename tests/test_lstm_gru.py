@@ -1,7 +1,6 @@
 """seqlab.chapters.lstm_gru: chapter 2's experiments, its shipped checkpoint, the
 analysis its page runs on the trained models, and its gate explorer."""
 
-import base64
 import re
 
 import ipywidgets
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 from seqlab.base import checkpoints
+from seqlab.base.explorer import player_frames
 from seqlab.base.plots import plot_test_loss
 from seqlab.base.train import History
 from seqlab.chapters.lstm_gru import (
@@ -152,13 +152,6 @@ def test_plot_test_loss_draws_one_line_per_run_and_the_baseline():
 # ------------------------------------------------------------------ the explorer
 
 
-def _frames(html: str) -> list[bytes]:
-    """The PNG frames that matplotlib's player embeds, decoded, in order."""
-    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
-    ordered = sorted(found, key=lambda match: int(match[0]))
-    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
-
-
 @pytest.fixture(scope="module")
 def gates():
     torch.manual_seed(0)
@@ -170,7 +163,7 @@ def test_gate_explorer_offers_a_widget_and_an_offline_player_with_a_frame_per_po
     assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
     assert "GateExplorer" in bundle["text/plain"]
     html = bundle["text/html"]
-    frames = _frames(html)
+    frames = player_frames(html)
     assert len(frames) == 3 and len(set(frames)) == 3
     assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
     assert "https://" not in html and "<link" not in html

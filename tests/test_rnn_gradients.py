@@ -1,7 +1,6 @@
 """seqlab.chapters.rnn_gradients: chapter 1's experiments, the numbers of its page, and
 its explorer (live in Jupyter, a player in the book)."""
 
-import base64
 import math
 import re
 
@@ -10,6 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from seqlab.base.explorer import player_frames
 from seqlab.base.train import History
 from seqlab.chapters.rnn_gradients import (
     ClippingSetup,
@@ -100,13 +100,6 @@ def bundle(explorer) -> dict:
     return explorer._repr_mimebundle_()
 
 
-def _frames(html: str) -> list[bytes]:
-    """The PNG frames that matplotlib's player embeds, decoded, in order."""
-    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
-    ordered = sorted(found, key=lambda match: int(match[0]))
-    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
-
-
 def test_mime_bundle_offers_the_live_widget_and_a_static_html_fallback(explorer, bundle):
     assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
     assert bundle[WIDGET_VIEW]["model_id"] == explorer.widget().model_id
@@ -117,13 +110,13 @@ def test_mime_bundle_offers_the_live_widget_and_a_static_html_fallback(explorer,
 def test_html_fallback_is_a_player_with_one_png_frame_per_rho(explorer, bundle):
     html = bundle["text/html"]
     assert 'class="anim-slider"' in html and "anim-buttons" in html
-    frames = _frames(html)
+    frames = player_frames(html)
     assert len(frames) == len(explorer.rhos)
     assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
 
 
 def test_html_fallback_frames_differ_between_rho_values(bundle):
-    frames = _frames(bundle["text/html"])
+    frames = player_frames(bundle["text/html"])
     assert len(set(frames)) == len(frames)
 
 

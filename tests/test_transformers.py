@@ -1,7 +1,5 @@
 """seqlab.chapters.transformers: chapter 5's experiments, its shipped models and its explorer."""
 
-import base64
-import re
 
 import pytest
 import torch
@@ -9,6 +7,7 @@ import torch
 from seqlab.attention import alignment_scores
 from seqlab.base import checkpoints
 from seqlab.base.data import NOUNS, VERBS, Vocab, make_batch, translation_task
+from seqlab.base.explorer import player_frames
 from seqlab.chapters import transformers as chapter
 from seqlab.chapters.transformers import (
     CHECKPOINTS,
@@ -43,13 +42,6 @@ from seqlab.transformer import MaskedLM, Transformer, TransformerConfig
 pytestmark = pytest.mark.transformers
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-def _frames(html: str) -> list[bytes]:
-    """The PNG frames that matplotlib's player embeds, decoded, in order."""
-    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
-    ordered = sorted(found, key=lambda match: int(match[0]))
-    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +81,7 @@ def test_head_explorer_offers_a_widget_and_a_player_with_a_frame_per_attention_a
 ):
     bundle = head_view._repr_mimebundle_()
     assert {"text/plain", "text/html", WIDGET_VIEW} <= set(bundle)
-    frames = _frames(bundle["text/html"])
+    frames = player_frames(bundle["text/html"])
     assert len(frames) == 1 + 2 + 2  # encoder layer, two decoder self-attentions, two cross
     assert len(set(frames)) == len(frames)
     assert "https://" not in bundle["text/html"]
@@ -121,7 +113,7 @@ def test_head_explorer_maps_have_one_row_per_query_and_sum_to_one(head_view):
     assert (seen["maps"]["decoder", 0].triu(1) == 0).all()  # causal
 
 
-def test_head_explorer_needs_a_sentence_and_describes_its_frames(head_view, tiny_task):
+def test_head_explorer_needs_a_sentence_and_describes_itsplayer_frames(head_view, tiny_task):
     with pytest.raises(ValueError, match="at least one sentence"):
         head_explorer(head_view.model, tiny_task, [])
     assert "5 frames" in head_view.alt() and " ".join(head_view.sentences[0]) in head_view.alt()

@@ -21,6 +21,7 @@ backend never shows them a second time as static images.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from collections.abc import Sequence
@@ -65,6 +66,13 @@ def offline_jshtml(html: str, alt: str = "") -> str:
     )
     alt_attr = alt.replace("&", "&amp;").replace('"', "&quot;")
     return html.replace('<img id="_anim_img', f'<img alt="{alt_attr}" id="_anim_img', 1)
+
+
+def player_frames(html: str) -> list[bytes]:
+    """The PNG frames a player from :meth:`Explorer.to_html` embeds, decoded, in order."""
+    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
+    ordered = sorted(found, key=lambda match: int(match[0]))
+    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
 
 
 class Explorer:

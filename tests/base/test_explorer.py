@@ -4,7 +4,6 @@ The base is tested on a toy explorer defined here (a line whose slope is the
 setting), so that no chapter is needed.
 """
 
-import base64
 import re
 
 import ipywidgets
@@ -12,7 +11,7 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
-from seqlab.base.explorer import Explorer, offline_jshtml
+from seqlab.base.explorer import Explorer, offline_jshtml, player_frames
 
 pytestmark = pytest.mark.base
 
@@ -54,13 +53,6 @@ class Slopes(Explorer):
         return 'a line whose "slope" goes from 1 to 3'
 
 
-def _frames(html: str) -> list[bytes]:
-    """The PNG frames that matplotlib's player embeds, decoded, in order."""
-    found = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,([^"]*)"', html)
-    ordered = sorted(found, key=lambda match: int(match[0]))
-    return [base64.b64decode(data.replace("\\\n", "")) for _, data in ordered]
-
-
 @pytest.fixture(scope="module")
 def toy() -> Slopes:
     return Slopes()
@@ -94,7 +86,7 @@ def test_mime_bundle_offers_the_live_widget_and_a_static_html_fallback(toy, bund
 def test_html_fallback_is_a_player_with_one_distinct_png_frame_per_setting(bundle):
     html = bundle["text/html"]
     assert 'class="anim-slider"' in html and "anim-buttons" in html
-    frames = _frames(html)
+    frames = player_frames(html)
     assert len(frames) == 3 and len(set(frames)) == 3
     assert all(frame.startswith(PNG_SIGNATURE) for frame in frames)
 
