@@ -11,15 +11,25 @@ export PATH := $(BIN):$(PATH)
 # Keep the course's tests and books off a GPU unless asked: CI has none.
 export MPLBACKEND := Agg
 
-.PHONY: book test lint checkpoints screenshots bench release grade demo-class clean venv
+.PHONY: book test lint checkpoints screenshots bench release grade demo-class clean venv constraints
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins the whole tested stack (torch is the CPU wheel this course is tested with)
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	# torch is pinned to the CPU wheel this course is tested with.
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# after changing pyproject.toml's dependencies or upgrading a package in .venv:
+# pin what .venv now holds (the tested stack) into constraints.txt
+constraints: venv
+	{ echo '# The tested stack, pinned: the Makefile installs .venv with pip install -c constraints.txt.'; \
+	  echo '# Generated from .venv by `make constraints` (pip freeze --exclude-editable, less seqlab);'; \
+	  echo '# regenerate it that way after changing pyproject.toml or upgrading a package in .venv.'; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^seqlab[ =@]'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(VENV)/.installed
 
 book: venv
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,16 @@ from traitlets.config.loader import PyFileConfigLoader
 class CourseError(Exception):
     """A problem the instructor can fix; printed without a traceback."""
 
+
+# What a released notebook installs where seqlab is missing (Colab, a fresh kernel): the
+# course repository at this term's release tag, never its moving main branch. It is the
+# one place to change each term (and push that tag): `make release` writes it into the
+# setup cell of every solutions/<id>/ notebook, and so into exercises/ and the gradebook.
+COURSE_REPOSITORY = "https://github.com/seqlab-course/sequence-models"
+COURSE_REF = "v0.1.0"
+COURSE_REQUIREMENT = f"seqlab @ git+{COURSE_REPOSITORY}@{COURSE_REF}"
+# that requirement in a setup cell, with whatever reference it had (or none)
+_REQUIREMENT = re.compile(r"seqlab @ git\+" + re.escape(COURSE_REPOSITORY) + r"(?:@[^\s\"'\\]*)?")
 
 # The most one submission may take to grade, all cells together (seconds).
 SUBMISSION_LIMIT = float(os.environ.get("SEQLAB_SUBMISSION_LIMIT", "900"))
@@ -123,14 +134,28 @@ def solution_answers(root: Path, aid: str) -> dict[str, str]:
 
 def release(root: Path, ids: list[str] | None = None) -> list[Path]:
     """Regenerate exercises/<id>/ from solutions/<id>/ with nbgrader's generate_assignment
-    (which records the assignment in the gradebook too); returns the notebooks written."""
+    (which records the assignment in the gradebook too), after pinning the solutions'
+    setup cells to :data:`COURSE_REF`; returns the notebooks written."""
     written = []
     for aid in ids or assignments(root):
         if not (root / "solutions" / aid).is_dir():
             raise CourseError(f"no assignment {aid!r} under solutions/ (have: {assignments(root)})")
+        for notebook in (root / "solutions" / aid).glob("*.ipynb"):
+            pin_course_requirement(notebook)
         _generate(root, aid, str(root / "exercises"))
         written.extend(sorted((root / "exercises" / aid).glob("*.ipynb")))
     return written
+
+
+def pin_course_requirement(notebook: Path) -> bool:
+    """Make the notebook's setup cell install :data:`COURSE_REQUIREMENT` (the file's other
+    bytes kept as they are); returns whether the file changed."""
+    text = notebook.read_bytes().decode("utf-8")
+    pinned = _REQUIREMENT.sub(COURSE_REQUIREMENT, text)
+    if pinned == text:
+        return False
+    notebook.write_bytes(pinned.encode("utf-8"))
+    return True
 
 
 def collect_zip(root: Path, zip_path: Path, aid: str) -> None:

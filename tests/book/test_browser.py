@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
+import yaml
 from browser import DESKTOP, PHONE, browser, serve, toc_pages, wait_for_math
 
 pytestmark = pytest.mark.browser
@@ -210,11 +211,20 @@ def test_chapter_launch_buttons_and_download_point_at_this_repository(visits, ht
     source = name.removesuffix(".html")
     hrefs = set(re.findall(r'href="([^"]+)"', html.replace("&amp;", "&")))
     binder = [h for h in hrefs if h.startswith("https://mybinder.org/v2/gh/")]
-    hub = [h for h in hrefs if h.startswith("https://hub.example.edu/hub/user-redirect/git-pull")]
+    # the JupyterHub button comes from _config.yml's jupyterhub_url alone (an nbgitpuller
+    # link); when it is empty there is none, never a placeholder (tests/book/test_launch.py)
+    hub_url = (yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+               ["launch_buttons"].get("jupyterhub_url") or "").rstrip("/")  # fmt: skip
+    hub = [h for h in hrefs if "/hub/user-redirect/git-pull" in h]
     colab = [h for h in hrefs if h.startswith("https://colab.research.google.com/github/")]
     repo = REPOSITORY_URL.removeprefix("https://github.com/")
     assert binder and all(repo in h and source in h for h in binder), binder
-    assert hub and all(repo.replace("/", "%2F") in h or repo in h for h in hub), hub
+    if hub_url:
+        assert hub and all(h.startswith(f"{hub_url}/hub/user-redirect/git-pull?") for h in hub)
+        assert all(repo.replace("/", "%2F") in h or repo in h for h in hub), hub
+    else:
+        assert hub == [] and "logo_jupyterhub" not in html, hub
+    assert "hub.example.edu" not in html
     assert colab and all(f"{repo}/blob/main/" in h for h in colab), colab
     for link in colab:
         path = link.split("/blob/main/", 1)[1]
@@ -232,3 +242,95 @@ def test_pages_fit_a_phone_screen(site, chromium):
         width = page.evaluate("() => document.scrollingElement.scrollWidth")
         assert width <= PHONE["width"] + 1, f"{name} scrolls sideways at 375 px ({width} px)"
     page.close()
+
+
+# Every display equation, table and code block on the page that is wider than its text
+# column (its left edge, or its right edge with its overflowing content, outside the
+# column's content box; the theme's display math overflows to the left), and
+# whether it sits in an element of the column that scrolls sideways: overflow-x auto or
+# scroll, scrollWidth > clientWidth (a scroll bar is there), and itself inside the column.
+# The first element up from it that does not let it overflow decides; hidden ones (a closed
+# dropdown) are skipped. Also every display equation that scrolls inside its own box.
+_WIDE = """() => {
+  const column = document.querySelector('article.bd-article')
+    || document.querySelector('main') || document.body;
+  const bounds = column.getBoundingClientRect(), style = getComputedStyle(column);
+  const left = bounds.left + parseFloat(style.paddingLeft) - 1;
+  const right = bounds.right - parseFloat(style.paddingRight) + 1;
+  const describe = (el) => {
+    const math = el.closest('div.math');
+    const number = math && math.querySelector('.eqno');  // its text, not the link's
+    const where = el.closest('section[id]');
+    const text = (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 50);
+    return el.tagName.toLowerCase() + (number ? ' ' + number.firstChild.textContent.trim() : '')
+      + (math && math.id ? ' #' + math.id : where ? ' in #' + where.id : '')
+      + (number ? '' : ' ' + JSON.stringify(text));
+  };
+  const selector = 'mjx-container[display="true"], table, div.highlight pre';
+  const wide = [], scrolling = [];
+  for (const el of column.querySelectorAll(selector)) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    if (el.matches('mjx-container') && el.scrollWidth > el.clientWidth + 1) {
+      scrolling.push(describe(el) + ' is ' + el.scrollWidth + ' px wide in a box of '
+        + el.clientWidth + ' px');
+    }
+    const extent = Math.max(box.right, box.left + el.scrollWidth);
+    if (extent <= right && box.left >= left) continue;
+    let scrolls = false;
+    for (let node = el; node && node !== column; node = node.parentElement) {
+      const overflow = getComputedStyle(node).overflowX;
+      if (overflow === 'visible') continue;
+      scrolls = (overflow === 'auto' || overflow === 'scroll')
+        && node.scrollWidth > node.clientWidth
+        && node.getBoundingClientRect().right <= right
+        && node.getBoundingClientRect().left >= left;
+      break;
+    }
+    if (!scrolls) {
+      wide.push(describe(el) + ' spans ' + Math.round(box.left) + '-' + Math.round(extent)
+        + ' px, the column ' + Math.round(left + 1) + '-' + Math.round(right - 1) + ' px');
+    }
+  }
+  return {cut: wide, scrolling: scrolling};
+}"""
+
+
+@pytest.fixture(scope="module")
+def widths(site, chromium) -> dict[tuple[str, str], dict]:
+    """Every page at desktop and phone width, once MathJax is done: what is wider than the
+    column with no scroll bar ("cut"), and the display equations that scroll."""
+    results = {}
+    for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page = chromium.new_page(viewport=size)
+        for name in PAGES:
+            page.goto(site + name, wait_until="load")
+            wait_for_math(page)
+            results[name, size_name] = page.evaluate(_WIDE)
+        page.close()
+    return results
+
+
+@pytest.mark.parametrize("size_name", ["desktop", "phone"])
+def test_equations_tables_and_code_fit_their_column_or_scroll(widths, size_name):
+    """A display equation, table or code block wider than the text column scrolls inside
+    itself: it never runs past the column's right edge, cut off or widening the page."""
+    width = {"desktop": DESKTOP, "phone": PHONE}[size_name]["width"]
+    cut = [
+        f"{name} at {size_name} width ({width} px): {element}"
+        for name in PAGES
+        for element in widths[name, size_name]["cut"]
+    ]
+    assert cut == [], "wider than the column, with no scroll bar:\n" + "\n".join(cut)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_display_equations_are_shown_whole_at_desktop_width(widths, name):
+    """At desktop width a reader sees every display equation whole. Its scroll bar is hidden
+    until used where scroll bars overlay the page (macOS, phones, the headless screenshots),
+    and then an equation wider than the column looks cut at the right edge."""
+    scrolling = widths[name, "desktop"]["scrolling"]
+    assert scrolling == [], (
+        f"{name} at desktop width ({DESKTOP['width']} px): a display equation scrolls; "
+        "break it over lines:\n" + "\n".join(scrolling)
+    )

@@ -9,7 +9,8 @@ that cell runs. Then, for every planted bug and every WRONG answer of a graded
 function ``f`` (tests/planted_bugs.py), it takes that copy, runs the bug's
 source as ``f``'s cell, and runs the cells after it up to ``f``'s graded test
 cell(s), ``test_f``: each answer starts from the same state, so bugs do not
-leak into each other. It writes what each cell raised (or null) as JSON, for
+leak into each other. (A function whose behaviours are graded apart has several
+cells, ``test_f_<behaviour>``.) It writes what each cell raised (or null) as JSON, for
 tests/kit/test_planted_bugs.py to judge.
 
 Two more runs per chapter guard the shortcut: for every graded function, the
@@ -77,6 +78,12 @@ def code_cells(aid: str) -> list[Cell]:
     return cells
 
 
+def is_test_of(grade_id: str, func: str) -> bool:
+    """Whether a graded test cell judges answer ``func``: its grade_id is test_<func>, or
+    test_<func>_<behaviour> (one of several cells, each worth part of the points)."""
+    return grade_id == f"test_{func}" or grade_id.startswith(f"test_{func}_")
+
+
 def _timeout(signum, frame):
     raise CellTimeout(f"the cell ran past {CELL_LIMIT} s")
 
@@ -139,8 +146,9 @@ class Chapter:
             )
 
     def tests_of(self, func: str) -> list[int]:
-        """Indices of the graded test cells of answer ``func``: grade_id test_<func>."""
-        return [i for i, c in enumerate(self.cells) if c.kind == "test" and c.id == f"test_{func}"]
+        """Indices of the graded test cells of answer ``func``: grade_id test_<func>, or
+        test_<func>_<behaviour> where its tests are split into cells graded apart."""
+        return [i for i, c in enumerate(self.cells) if c.kind == "test" and is_test_of(c.id, func)]
 
     def answer(self, func: str, source: str) -> dict:
         """``source`` as ``func``'s cell, from the state before that cell, then the cells

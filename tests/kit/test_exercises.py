@@ -1,5 +1,6 @@
 """What every released exercise notebook promises a student before any answer is written:
-its setup cell installs seqlab where it is missing (Colab) and nothing where it is there."""
+its setup cell installs seqlab where it is missing (Colab), at the course's release tag
+(COURSE_REF, never the moving main branch), and nothing where it is there."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import nbformat
 import pytest
 from course_helpers import REPO
 
-from seqlab.kit.course import assignments
+from seqlab.kit.course import COURSE_REF, COURSE_REPOSITORY, assignments
 
 pytestmark = pytest.mark.grading
 
 AIDS = [pytest.param(aid, marks=getattr(pytest.mark, aid)) for aid in assignments(REPO)]
 
 
-def _setup_cell(aid: str) -> str:
-    nb = nbformat.read(REPO / "exercises" / aid / f"{aid}.ipynb", as_version=4)
+def _setup_cell(aid: str, folder: str = "exercises") -> str:
+    nb = nbformat.read(REPO / folder / aid / f"{aid}.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if c.cell_type == "code" and "import seqlab" in c.source][:1]
     return cell.source
 
@@ -60,7 +61,7 @@ def test_setup_cell_installs_seqlab_from_the_repository_when_it_is_missing(aid, 
     assert proc.returncode == 0, proc.stderr[-2000:]
     pip = [ln for ln in proc.stdout.splitlines() if ln.startswith("PIP")]
     assert len(pip) == 1 and "--no-deps" in pip[0], proc.stdout
-    assert "git+https://github.com/seqlab-course/sequence-models" in pip[0]
+    assert f"'seqlab @ git+{COURSE_REPOSITORY}@{COURSE_REF}'" in pip[0], pip[0]
     assert "IMPORTED seqlab" in proc.stdout
 
 
@@ -74,3 +75,20 @@ def test_setup_cell_installs_nothing_when_seqlab_is_there(aid, tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "PIP" not in proc.stdout
+
+
+def test_the_course_ref_is_a_release_not_a_moving_branch():
+    assert COURSE_REF.strip() == COURSE_REF and COURSE_REF
+    assert COURSE_REF.lower() not in {"main", "master", "head", "develop", "latest"}
+
+
+@pytest.mark.parametrize("aid", AIDS)
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+def test_setup_cell_pins_the_course_ref(aid, folder):
+    """`make release` writes COURSE_REF into solutions/ and so into exercises/: a changed
+    COURSE_REF without a release fails here."""
+    source = _setup_cell(aid, folder)
+    installs = [ln for ln in source.splitlines() if "git+" in ln]
+    assert installs, source
+    for line in installs:
+        assert f'seqlab @ git+{COURSE_REPOSITORY}@{COURSE_REF}"' in line, line

@@ -40,6 +40,7 @@ from course_helpers import (
     solution_answers,
     submit,
 )
+from direct_grading import is_test_of
 from planted_bugs import PLANTED, WRONG
 
 from seqlab.kit.course import assignments
@@ -184,6 +185,14 @@ def _auto_score(scores: dict[str, tuple[float, float]]) -> float:
     return sum(score for name, (score, _) in scores.items() if name.startswith("test_"))
 
 
+def _function_score(scores: dict[str, tuple[float, float]], func: str) -> tuple[float, float]:
+    """(score, max score) of ``func`` over its graded cells: test_<func>, or the cells
+    test_<func>_<behaviour> of a function whose behaviours are graded apart."""
+    cells = [value for name, value in scores.items() if is_test_of(name, func)]
+    assert cells, f"no graded cell of {func} among {sorted(scores)}"
+    return sum(score for score, _ in cells), sum(top for _, top in cells)
+
+
 @pytest.mark.parametrize("aid", _chapters())
 def test_release_reproduces_the_committed_exercises(course, aid):
     fresh = (course["root"] / "exercises" / aid / f"{aid}.ipynb").read_bytes()
@@ -224,8 +233,12 @@ def test_untouched_release_scores_zero_autograded_points(course, aid):
 )
 def test_planted_bug_loses_the_points_of_its_function(course, aid, student, func):
     bug = bug_slots(aid)[student][func]
-    score, max_score = course["scores"][aid, student][f"test_{func}"]
-    assert max_score > 0 and score == 0, f"planted bug {func}/{bug} kept {score}/{max_score}"
+    scores = course["scores"][aid, student]
+    score, max_score = _function_score(scores, func)
+    # cells graded apart give partial credit: the bug loses at least one of them
+    assert max_score > 0 and score < max_score, f"planted bug {func}/{bug} kept {score}/{max_score}"
+    if not any(is_test_of(name, func) and name != f"test_{func}" for name in scores):
+        assert score == 0, f"planted bug {func}/{bug} kept {score}/{max_score}"
 
 
 @pytest.mark.parametrize("aid,student", _chapters(("tamper_comparisons",), ("tamper_grader",)))
@@ -238,9 +251,10 @@ def test_deleted_or_edited_test_cells_are_restored_and_judge(course, aid, studen
     """The restored tests fail every wrong answer and give the right one its points (so a
     correct cell keeps its points beside wrong ones, too)."""
     scores = course["scores"][aid, student]
-    assert {f"test_{f}" for f in PLANTED[aid]} <= set(scores)
-    keep = f"test_{kept_correct(aid)}"
-    score, max_score = scores[keep]
+    for func in PLANTED[aid]:
+        _function_score(scores, func)  # each function's cells were restored and graded
+    keep = kept_correct(aid)
+    score, max_score = _function_score(scores, keep)
     assert max_score > 0 and score == max_score, f"the correct answer lost points in {keep}"
     assert _auto_score(scores) == max_score, f"wrong answers earned points: {scores}"
 

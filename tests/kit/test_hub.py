@@ -292,7 +292,7 @@ def term(hub):
 
     do_and_submit("ada")
     # the due date falls between ada's submission and bob's
-    due = datetime.datetime.now(datetime.timezone.utc)
+    due = datetime.datetime.now(datetime.UTC)
     run(root, "nbgrader", "db", "assignment", "add", AID, f"--duedate={due.isoformat()}")
     time.sleep(1.5)
     do_and_submit("bob")

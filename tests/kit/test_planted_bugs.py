@@ -4,7 +4,9 @@ The hidden tests are judged on the source notebooks themselves, without nbgrader
 tests/kit/direct_grading.py runs ``solutions/<id>/<id>.ipynb`` once per chapter
 (one subprocess each, two chapters at a time) and tries each planted bug of
 tests/planted_bugs.py as its function's cell, from the state the kernel holds
-before that cell, followed by the function's graded test cell ``test_<func>``.
+before that cell, followed by the function's graded test cells: ``test_<func>``, or the cells
+``test_<func>_<behaviour>`` where its behaviours are graded apart (partial credit: a
+planted bug must lose at least one of them, a WRONG answer all of them).
 tests/kit/test_grading_roundtrip.py grades a representative few of the same
 answers through the real nbgrader command line.
 
@@ -23,8 +25,10 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
-from course_helpers import solution_answers
+from course_helpers import REPO, solution_answers
+from direct_grading import is_test_of
 from planted_bugs import PLANTED, WRONG
 
 pytestmark = pytest.mark.grading
@@ -36,6 +40,21 @@ CHAPTERS = list(PLANTED)
 BROKEN = ("ImportError", "ModuleNotFoundError", "NameError", "SyntaxError", "IndentationError")
 JOBS = 2  # chapters run at once (each in one thread: the setup cells set torch to one thread)
 FUNCTIONS = [(aid, f) for aid, planted in PLANTED.items() for f in planted]
+
+
+# each graded function's points, and each chapter's autograded points, as they were before
+# big test cells were split into test_<func>_<behaviour> cells: a split moves points
+# between a function's cells, it never changes what the solution (or the blank) scores
+POINTS_BEFORE_THE_SPLIT = {
+    "rnn_gradients": ({"rnn_step": 2, "rnn_forward": 3, "scale_spectral_radius": 2,
+                       "matrix_power_norms": 3, "clip_grad_norm": 3}, 13),
+    "lstm_gru": ({"lstm_cell": 3, "gru_cell": 3, "lstm_forward": 3, "first_step_gradient": 2}, 13),
+    "attention": ({"dot_product_attention": 4, "additive_attention": 4}, 10),
+    "seq2seq": ({"sequence_nll": 3, "greedy_decode": 3, "beam_search": 5}, 13),
+    "transformers": ({"scaled_dot_product_attention": 4, "causal_mask": 1,
+                      "sinusoidal_positions": 2, "MultiHeadAttention": 4}, 14),
+    "gpt_prompting": ({"sample_next_token": 4, "completion_logprob": 4, "rank_choices": 2}, 12),
+}  # fmt: skip
 
 
 def _param(aid: str, *values):
@@ -107,9 +126,11 @@ def _missing_third_party(source: str) -> str | None:
     return None
 
 
-def _judge(report: dict, result: dict, func: str, what: str) -> None:
-    """The solution passes the function's graded tests, the answer's own cell ran, and each
-    of those tests failed, for a reason other than a name or module that does not exist."""
+def _judge(report: dict, result: dict, func: str, what: str, every: bool = False) -> None:
+    """The solution passes the function's graded tests, the answer's own cell ran, and at
+    least one of those tests (each of them, with ``every``) failed, for a reason other than
+    a name or module that does not exist: a function graded in several cells
+    (test_<func>_<behaviour>) gives partial credit, but a bug never keeps all of it."""
     tests = report["tests_of"][func]
     solution = {c["id"]: c["error"] for c in report["solution"]}
     for test in tests:
@@ -118,10 +139,13 @@ def _judge(report: dict, result: dict, func: str, what: str) -> None:
     if result["defined"] is not None:
         pytest.fail(f"{what} is broken: its own cell fails to run:\n{result['defined']}")
     assert tests, f"no graded test cell test_<function> for {what}"
-    for test in tests:
-        error = result["tests"][test]
-        assert error is not None, f"{what} passes {test}: the hidden tests do not catch it"
+    failed = {test: result["tests"][test] for test in tests if result["tests"][test] is not None}
+    for test, error in failed.items():
         assert not error.startswith(BROKEN), f"{what} fails {test} for the wrong reason:\n{error}"
+    if every:
+        passed = sorted(set(tests) - set(failed))
+        assert not passed, f"{what} passes {passed}: it should lose every cell of {func}"
+    assert failed, f"{what} passes {tests}: the hidden tests do not catch it"
 
 
 @pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
@@ -152,8 +176,10 @@ def test_planted_bug_fails_its_functions_tests(chapter_runs, aid, func, bug):
         pytest.skip(f"{missing} is not installed")
     report = _report(chapter_runs, aid)
     result = report["planted"][func][bug]
-    _judge(report, result, func, f"planted bug {aid}/{func}/{bug}")
-    if bug.startswith("delegates_"):  # it must be caught by the delegation check itself
+    # a delegating answer wrote none of it: it loses every cell, to the delegation check
+    delegates = bug.startswith("delegates_")
+    _judge(report, result, func, f"planted bug {aid}/{func}/{bug}", every=delegates)
+    if delegates:
         for test, error in result["tests"].items():
             assert error.startswith("DelegationError"), (
                 f"{func}/{bug} fails {test} without a DelegationError: {_first_line(error)}"
@@ -163,7 +189,8 @@ def test_planted_bug_fails_its_functions_tests(chapter_runs, aid, func, bug):
 @pytest.mark.parametrize("aid,func", [_param(aid, f) for aid, f in FUNCTIONS])
 def test_wrong_answer_loses_its_points(chapter_runs, aid, func):
     report = _report(chapter_runs, aid)
-    _judge(report, report["wrong"][func], func, f"WRONG[{aid!r}][{func!r}]")
+    # every cell: test_grading_roundtrip's deleted_tests and edited_tests students count on it
+    _judge(report, report["wrong"][func], func, f"WRONG[{aid!r}][{func!r}]", every=True)
 
 
 @pytest.mark.parametrize("aid,func", [_param(aid, f) for aid, f in FUNCTIONS])
@@ -263,3 +290,31 @@ def test_planted_bugs_import_what_exists(aid):
         if not _resolves(path)
     ]
     assert not missing, "planted bugs reach seqlab names that do not exist:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_split_test_cells_keep_each_functions_points(aid):
+    """A function's graded cells (test_<func>, test_<func>_<behaviour>) add up to the points
+    it had in one cell, every cell calls the function (so the blank release, whose stubs
+    raise, scores 0 in each), and no cell is claimed by two functions."""
+    before, total = POINTS_BEFORE_THE_SPLIT[aid]
+    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    tests = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"]["solution"]
+    }
+    assert sum(c.metadata["nbgrader"]["points"] for c in tests.values()) == total
+    now = {}
+    for func in before:
+        cells = {gid: c for gid, c in tests.items() if is_test_of(gid, func)}
+        assert cells, f"{aid}: no graded cell test_{func}"
+        now[func] = sum(c.metadata["nbgrader"]["points"] for c in cells.values())
+        for gid, cell in cells.items():
+            assert cell.metadata["nbgrader"]["points"] > 0, f"{gid} is worth nothing"
+            assert func in {n.id for n in ast.walk(ast.parse(cell.source))
+                            if isinstance(n, ast.Name)}, f"{gid} never calls {func}"  # fmt: skip
+    assert now == before, f"{aid}: the split changed a function's points"
+    for gid in tests:
+        owners = [f for f in PLANTED[aid] if is_test_of(gid, f)]
+        assert len(owners) <= 1, f"{gid} is a test cell of {owners}"
