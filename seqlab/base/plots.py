@@ -248,6 +248,23 @@ def _plot_series(
     ax.set_xlabel("step")
 
 
+def _finish_loss(ax: Axes, baseline: float | None, baseline_label: str, title: str | None) -> Axes:
+    """A loss figure's dotted baseline (when given), y label, title and legend."""
+    if baseline is not None:
+        ax.axhline(
+            baseline,
+            color=MUTED,
+            linestyle=":",
+            linewidth=1.4,
+            label=f"{baseline_label} ({baseline:.3g})",
+        )
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best")
+    return ax
+
+
 def plot_loss(
     histories: Mapping[str, History],
     ax: Axes | None = None,
@@ -266,19 +283,7 @@ def plot_loss(
     """
     ax = new_axes(ax)
     _plot_series(ax, histories, "loss", ylim)
-    if baseline is not None:
-        ax.axhline(
-            baseline,
-            color=MUTED,
-            linestyle=":",
-            linewidth=1.4,
-            label=f"{baseline_label} ({baseline:.3g})",
-        )
-    ax.set_ylabel("loss")
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best")
-    return ax
+    return _finish_loss(ax, baseline, baseline_label, title)
 
 
 def plot_test_loss(
@@ -304,21 +309,9 @@ def plot_test_loss(
             marker="o",
             markersize=2.5,
         )
-    if baseline is not None:
-        ax.axhline(
-            baseline,
-            color=MUTED,
-            linestyle=":",
-            linewidth=1.4,
-            label=f"{baseline_label} ({baseline:.3g})",
-        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best")
-    return ax
+    return _finish_loss(ax, baseline, baseline_label, title)
 
 
 def plot_grad_norm(
