@@ -53,7 +53,8 @@ POINTS_BEFORE_THE_SPLIT = {
     "seq2seq": ({"sequence_nll": 3, "greedy_decode": 3, "beam_search": 5}, 13),
     "transformers": ({"scaled_dot_product_attention": 4, "causal_mask": 1,
                       "sinusoidal_positions": 2, "MultiHeadAttention": 4}, 14),
-    "gpt_prompting": ({"sample_next_token": 4, "completion_logprob": 4, "rank_choices": 2}, 12),
+    "gpt_prompting": ({"sample_next_token": 4, "completion_logprob": 4, "rank_choices": 2,
+                       "top_p_filter": 3, "gpt_param_count": 2, "cached_attention_step": 4}, 21),
 }  # fmt: skip
 
 
@@ -176,14 +177,16 @@ def test_planted_bug_fails_its_functions_tests(chapter_runs, aid, func, bug):
         pytest.skip(f"{missing} is not installed")
     report = _report(chapter_runs, aid)
     result = report["planted"][func][bug]
-    # a delegating answer wrote none of it: it loses every cell, to the delegation check
+    # a delegating answer wrote none of it: it loses every cell, and the delegation check
+    # names it (a visible test may see the damage first, e.g. weights copied without grad)
     delegates = bug.startswith("delegates_")
     _judge(report, result, func, f"planted bug {aid}/{func}/{bug}", every=delegates)
     if delegates:
-        for test, error in result["tests"].items():
-            assert error.startswith("DelegationError"), (
-                f"{func}/{bug} fails {test} without a DelegationError: {_first_line(error)}"
-            )
+        errors = result["tests"].values()
+        assert any(error.startswith("DelegationError") for error in errors), (
+            f"{func}/{bug} is never caught as delegation: "
+            + "; ".join(_first_line(error) for error in errors)
+        )
 
 
 @pytest.mark.parametrize("aid,func", [_param(aid, f) for aid, f in FUNCTIONS])
