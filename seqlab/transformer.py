@@ -9,6 +9,8 @@ RNN's O(T). The parts, bottom up:
   (True = may attend), and :func:`causal_mask` for decoders;
 - :func:`sinusoidal_positions` and :class:`LearnedPositions`: what tells the
   layers where each token sits (without them a layer is permutation-equivariant);
+  :func:`apply_rope`, rotary positions (Su et al., 2021), rotates queries and
+  keys instead, so that their dot product sees only the offset between them;
 - :class:`MultiHeadAttention`: ``n_heads`` attentions of size ``d_model / n_heads``
   side by side, equal to ``torch.nn.MultiheadAttention(batch_first=True)``;
 - :class:`FeedForward`: the position-wise two-layer network;
@@ -145,6 +147,45 @@ class NoPositions(nn.Module):
 
 
 POSITIONS = {"sinusoidal": SinusoidalPositions, "learned": LearnedPositions, "none": None}
+
+
+def apply_rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    r"""Rotary position embedding (Su et al., 2021, RoFormer), "rotate half" layout.
+
+    For i < d/2 the pair (x[..., t, i], x[..., t, i + d/2]) is rotated by the
+    angle :math:`\theta_{t,i} = t \cdot \text{base}^{-2i/d}`, for positions
+    t = 0..T-1:
+
+    .. math::
+
+        \begin{pmatrix} y_{t,i} \\ y_{t,i+d/2} \end{pmatrix}
+        = \begin{pmatrix} \cos\theta_{t,i} & -\sin\theta_{t,i} \\
+                           \sin\theta_{t,i} & \cos\theta_{t,i} \end{pmatrix}
+          \begin{pmatrix} x_{t,i} \\ x_{t,i+d/2} \end{pmatrix}
+
+    Applied to queries and keys (not to values), it makes
+    :math:`q_m \cdot k_n` depend on the positions only through m - n, since
+    :math:`R_m^\top R_n = R_{n-m}`. The paper pairs neighbouring features
+    (2i, 2i + 1); GPT-NeoX and LLaMA pair feature i with i + d/2, the same
+    rotation of permuted features, computed on two contiguous halves. Equal to
+    ``transformers``' LLaMA ``apply_rotary_pos_emb`` with the matching cos
+    and sin. The angles are computed in float64 whatever x's dtype.
+
+    x (..., T, d), d even -> (..., T, d), x's dtype and device; x is not modified.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"x should be (..., T, d), got shape {tuple(x.shape)}")
+    T, d = x.shape[-2:]
+    if d % 2:
+        raise ValueError(f"d should be even (features rotate in pairs), got {d}")
+    half = d // 2
+    t = torch.arange(T, dtype=torch.float64, device=x.device)[:, None]  # (T, 1)
+    i = torch.arange(half, dtype=torch.float64, device=x.device)  # (d/2,)
+    angle = t * float(base) ** (-2 * i / d)  # (T, d/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]  # the two halves of every pair
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
 
 # ---------------------------------------------------------------------------
 # Multi-head attention

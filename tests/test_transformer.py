@@ -20,6 +20,7 @@ from seqlab.transformer import (
     SinusoidalPositions,
     Transformer,
     TransformerConfig,
+    apply_rope,
     causal_mask,
     copy_torch_layer,
     copy_torch_mha,
@@ -120,6 +121,128 @@ def test_position_modules_add_one_vector_per_position_and_refuse_long_inputs():
     for module in (SinusoidalPositions(8, 4), learned):
         with pytest.raises(ValueError, match="max_len"):
             module(torch.zeros(1, 11, 8))
+
+
+# ---------------------------------------------------------------- rotary positions (RoPE)
+
+
+def _llama_cos_sin(T, d, base):
+    """The cos and sin LLaMA's rotary embedding gives positions 0..T-1, from its formula
+    in float64: inv_freq = base^(-2i/d), each angle repeated for both halves."""
+    inv_freq = 1.0 / base ** (torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
+    freqs = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq  # (T, d/2)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (T, d)
+    return emb.cos(), emb.sin()
+
+
+@pytest.mark.parametrize(
+    "shape, base",
+    [((5, 8), 10000.0), ((3, 6, 2), 10000.0), ((2, 7, 16), 500.0), ((2, 3, 9, 16), 10000.0),
+     ((2, 2, 3, 4, 6), 1e6), ((1, 1, 1, 2), 10000.0), ((4, 64, 32), 10000.0)],
+)  # fmt: skip
+def test_apply_rope_matches_llama_apply_rotary_pos_emb(shape, base):
+    """Equal, forward and gradient, to transformers' LLaMA rotary embedding with the
+    matching cos and sin, for any leading dimensions (..., T, d)."""
+    llama = pytest.importorskip("transformers.models.llama.modeling_llama")
+    g = torch.Generator().manual_seed(len(shape) * 100 + shape[-1])
+    x = _randn(*shape, g=g, requires_grad=True)
+    T, d = shape[-2:]
+    cos, sin = _llama_cos_sin(T, d, base)
+    ours = apply_rope(x, base)
+    # LLaMA's cos and sin are (B, T, d) and unsqueezed at the heads' dimension; (T, d)
+    # unsqueezed at 0 broadcasts over any leading dimensions
+    theirs, _ = llama.apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=0)
+    theirs = theirs.reshape(shape)
+    assert ours.shape == shape and ours.dtype == torch.float64
+    torch.testing.assert_close(ours, theirs, **TOL)
+    R = _randn(*shape, g=g)
+    for a, b in zip(torch.autograd.grad((ours * R).sum(), x),
+                    torch.autograd.grad((theirs * R).sum(), x), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_apply_rope_matches_llama_attention_layout_and_rotary_embedding_module():
+    """Queries and keys (B, heads, T, d) as LLaMA's attention holds them, with cos and sin
+    from LlamaRotaryEmbedding itself (which computes them in float32)."""
+    llama = pytest.importorskip("transformers.models.llama.modeling_llama")
+    from transformers import LlamaConfig
+
+    B, h, T, d, base = 2, 3, 11, 16, 10000.0
+    g = torch.Generator().manual_seed(7)
+    q, k = _randn(B, h, T, d, g=g), _randn(B, h, T, d, g=g)
+    cfg = LlamaConfig(hidden_size=h * d, num_attention_heads=h, head_dim=d,
+                      rope_parameters={"rope_type": "default", "rope_theta": base})  # fmt: skip
+    rotary = llama.LlamaRotaryEmbedding(cfg)
+    positions = torch.arange(T)[None].expand(B, T)
+    cos, sin = rotary(q.float(), positions)  # (B, T, d), float32
+    q32, k32 = llama.apply_rotary_pos_emb(q.float(), k.float(), cos, sin)
+    torch.testing.assert_close(apply_rope(q.float()), q32, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(apply_rope(k.float()), k32, rtol=1e-5, atol=1e-5)
+    cos64, sin64 = _llama_cos_sin(T, d, base)
+    q64, k64 = llama.apply_rotary_pos_emb(q, k, cos64[None].expand(B, T, d),
+                                          sin64[None].expand(B, T, d))  # fmt: skip
+    torch.testing.assert_close(apply_rope(q), q64, **TOL)
+    torch.testing.assert_close(apply_rope(k), k64, **TOL)
+
+
+def test_apply_rope_follows_the_rotate_half_formula():
+    """Pair (i, i + d/2) at position t turns by t * base^(-2i/d); position 0 stays put."""
+    T, d, base = 6, 8, 100.0
+    x = _randn(T, d, g=torch.Generator().manual_seed(3))
+    y = apply_rope(x, base)
+    torch.testing.assert_close(y[0], x[0], rtol=0, atol=0)
+    for t in range(T):
+        for i in range(d // 2):
+            a = t * base ** (-2 * i / d)
+            c, s = math.cos(a), math.sin(a)
+            x1, x2 = x[t, i].item(), x[t, i + d // 2].item()
+            assert abs(y[t, i].item() - (c * x1 - s * x2)) < 1e-12
+            assert abs(y[t, i + d // 2].item() - (s * x1 + c * x2)) < 1e-12
+
+
+def test_apply_rope_scores_depend_only_on_the_offset():
+    """q_m . k_n after rotation is a function of m - n: the same query and key at every
+    position give a Toeplitz score matrix whose diagonal is the unrotated q . k; and
+    shifting a whole sequence by s positions leaves all its scores unchanged."""
+    g = torch.Generator().manual_seed(11)
+    T, d = 12, 16
+    q, k = _randn(d, g=g), _randn(d, g=g)
+    Q, K = apply_rope(q.expand(T, d)), apply_rope(k.expand(T, d))
+    S = Q @ K.T  # S[m, n] = q_m . k_n
+    for offset in range(-(T - 1), T):
+        diagonal = S.diagonal(offset)
+        torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal), **TOL)
+    torch.testing.assert_close(S.diagonal(), (q @ k).expand(T), **TOL)
+    assert S.diagonal(1).sub(S.diagonal()[0]).abs().max() > 1e-3  # it does depend on m - n
+    # a sequence and the same sequence after s other tokens: the same scores
+    xq, xk = _randn(2, T, d, g=g), _randn(2, T, d, g=g)
+    for s in (1, 5, 40):
+        pad = _randn(2, s, d, g=g)
+        shifted_q = apply_rope(torch.cat([pad, xq], 1))[:, s:]
+        shifted_k = apply_rope(torch.cat([pad, xk], 1))[:, s:]
+        want = apply_rope(xq) @ apply_rope(xk).transpose(1, 2)
+        torch.testing.assert_close(shifted_q @ shifted_k.transpose(1, 2), want, **TOL)
+        assert (shifted_q - apply_rope(xq)).abs().max() > 1e-3  # the vectors themselves moved
+
+
+def test_apply_rope_preserves_norms_dtype_device_and_its_input():
+    g = torch.Generator().manual_seed(5)
+    x = _randn(3, 4, 20, 10, g=g)
+    before = x.clone()
+    y = apply_rope(x)
+    torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1), **TOL)
+    assert torch.equal(x, before)
+    y32 = apply_rope(x.float())
+    assert y32.dtype == torch.float32 and y32.device == x.device
+    torch.testing.assert_close(y32, y.float(), rtol=1e-6, atol=1e-6)
+    assert (apply_rope(x, base=10.0) - y).abs().max() > 1e-2  # the base matters
+
+
+def test_apply_rope_explains_bad_shapes():
+    with pytest.raises(ValueError, match="even"):
+        apply_rope(torch.zeros(4, 5))
+    with pytest.raises(ValueError, match=r"\(\.\.\., T, d\)"):
+        apply_rope(torch.zeros(4))
 
 
 # ---------------------------------------------------------------- multi-head attention

@@ -1,5 +1,8 @@
 """seqlab.chapters.transformers: chapter 5's experiments, its shipped models and its explorer."""
 
+import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +16,7 @@ from seqlab.chapters.transformers import (
     CHECKPOINTS,
     Preset,
     agreement_examples,
+    attention_cost,
     build,
     classifier_accuracy,
     classifier_from,
@@ -27,9 +31,12 @@ from seqlab.chapters.transformers import (
     mask_tokens,
     mlm_batches,
     model_from,
+    offset_spread,
     pretrain_mlm,
     race,
     random_batch,
+    sdpa_backend,
+    softmax_saturation,
     step_seconds,
     steps_to,
     task_of,
@@ -315,3 +322,101 @@ def test_shipped_gru_is_chapter_4s_model_trained_on_the_same_task():
     assert gru.meta["task"] == tf.meta["task"] == chapter.TASK
     assert abs(gru.meta["parameters"] / tf.meta["parameters"] - 1) < 0.05
     assert gru.meta["parameters"] == sum(p.numel() for p in gru.parameters())
+
+
+# ---------------------------------------------------------------- statements corrected once
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _page() -> str:
+    return (ROOT / "book" / "transformers.md").read_text(encoding="utf-8")
+
+
+def _cells(folder: str) -> dict[str, str]:
+    """The notebook's cells by nbgrader grade_id (solutions/ or exercises/)."""
+    nb = json.loads((ROOT / folder / "transformers" / "transformers.ipynb").read_text("utf-8"))
+    return {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in nb["cells"]
+            if "nbgrader" in c["metadata"]}  # fmt: skip
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_positions_figure_caption_says_what_the_figure_plots():
+    """The caption once said each pair of *columns* is one frequency, left to right; the
+    figure plots positions along the columns and dimensions along the rows."""
+    page = _page()
+    start = page.index("name: fig-positions")
+    cell = page[page.rindex("```{code-cell}", 0, start) : page.index("\n```\n", start)]
+    caption = _flat(cell[cell.index("caption:") : cell.index("name: fig-positions")])
+    assert "pair of columns" not in caption and "(left)" not in caption
+    assert "Each pair of rows" in caption and "(columns, left to right)" in caption
+    assert ".T.numpy()" in cell and 'set_xlabel("position t")' in cell
+    assert "assert image.get_array().shape == (d_fig, T_fig)" in cell
+
+
+def test_bert_masking_is_described_with_its_80_10_10_rule():
+    page = _flat(_page())
+    assert "by hiding 15 % of the words and asking it to predict them" not in page
+    rule = "80 % are replaced by a `[MASK]` token, 10 % by a random token and 10 % are left"
+    assert rule + " unchanged" in page
+    doc = _flat(mask_tokens.__doc__)
+    assert "replace 80 % of the chosen tokens by [MASK], 10 % by a random token" in doc
+    assert "BERT's masking (Devlin et al., 2019): each real token" not in doc
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+def test_written_question_c_treats_the_tiny_model_as_the_causal_decoder_it_is(folder):
+    """Question (c) once asked the students to argue, and its model answer said, that
+    attention without positions treats the tiny model's input as a set; its causal mask
+    breaks that symmetry, and causal decoders learn positions without encodings (Haviv et
+    al., 2022)."""
+    cells = _cells(folder)
+    question = _flat(cells["question"])
+    assert "Explain with what attention does when the input tokens are permuted" not in question
+    assert "(c) The tiny model is a causal decoder" in question
+    answer = _flat(cells["answer"])
+    for wrong in (
+        "Attention treats its keys as a set",
+        "permuting the input tokens permutes the outputs the same way and changes nothing else",
+        "without positions attention is permutation-equivariant",
+    ):
+        assert wrong not in answer and wrong not in question
+    if folder == "solutions":
+        assert "Haviv et al., 2022" in answer and "causal mask" in answer
+
+
+# ---------------------------------------------------------------- attention measured
+
+
+def test_softmax_saturation_unscaled_scores_grow_as_sqrt_d_and_saturate():
+    dims = (4, 64, 1024)
+    s = softmax_saturation(dims, n_keys=16, n_queries=200)
+    for d in dims:
+        assert abs(s[d]["unscaled"]["score_std"] / math.sqrt(d) - 1) < 0.15
+        assert abs(s[d]["scaled"]["score_std"] - 1) < 0.15
+    unscaled = [s[d]["unscaled"] for d in dims]
+    assert unscaled[0]["max_weight"] < unscaled[1]["max_weight"] < unscaled[2]["max_weight"]
+    assert unscaled[0]["entropy"] > unscaled[1]["entropy"] > unscaled[2]["entropy"]
+    assert unscaled[1]["jacobian"] > unscaled[2]["jacobian"]
+    scaled = [s[d]["scaled"]["max_weight"] for d in dims]
+    assert max(scaled) - min(scaled) < 0.05
+    assert all(0 <= s[d][k]["entropy"] <= math.log(16) + 1e-9 for d in dims for k in s[d])
+
+
+def test_attention_cost_times_both_attentions_and_counts_the_weights_bytes():
+    cost = attention_cost([8, 16], d=4, heads=2, batch=3, repeats=2)
+    for T, row in cost.items():
+        assert row["weights_bytes"] == 3 * 2 * T * T * 4  # float32 (B, h, T, T)
+        assert row["seqlab_s"] > 0 and row["torch_s"] > 0 and row["gap"] < 1e-5
+    q = torch.randn(1, 2, 8, 4)
+    assert sdpa_backend(q, q, q) in {"FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION",
+                                     "MATH", "OVERRIDEABLE"}  # fmt: skip
+
+
+def test_offset_spread_is_rounding_error_for_rotary_positions_only():
+    spread = offset_spread(T=16, d=16)
+    assert spread["rotary"] < 1e-12 < 1.0 < spread["sinusoidal"]
+    assert spread["rotary_range"] > 1.0  # the scores do change with the offset

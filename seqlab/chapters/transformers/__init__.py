@@ -12,7 +12,11 @@ with it, in four modules:
   (:func:`pretrain_mlm`, :func:`fine_tune`, :func:`agreement_examples`);
 - :mod:`.presets`: the shipped models (:data:`CHECKPOINTS`,
   :func:`make_checkpoint`, :func:`load_checkpoint`);
-- :mod:`.explorer`: :func:`head_explorer`, every head by attention and layer.
+- :mod:`.explorer`: :func:`head_explorer`, every head by attention and layer;
+- :mod:`.scaling`: attention itself measured: why 1/sqrt(d)
+  (:func:`softmax_saturation`), its cost against the length
+  (:func:`attention_cost`, :func:`sdpa_backend`) and what rotary positions
+  keep (:func:`offset_spread`).
 """
 
 from .explorer import HeadExplorer, head_explorer
@@ -45,6 +49,7 @@ from .pretraining import (
     smooth,
     verb_forms,
 )
+from .scaling import attention_cost, offset_spread, sdpa_backend, softmax_saturation
 from .translation import (
     ATTENTION_KINDS,
     TASK,
@@ -68,6 +73,7 @@ __all__ = [
     "Preset",
     "TASK",
     "agreement_examples",
+    "attention_cost",
     "attention_maps",
     "build",
     "classifier_accuracy",
@@ -84,13 +90,16 @@ __all__ = [
     "make_checkpoint",
     "mask_tokens",
     "model_from",
+    "offset_spread",
     "mlm_batches",
     "mlm_loss",
     "pretrain_mlm",
     "pretraining_vocab",
     "race",
     "random_batch",
+    "sdpa_backend",
     "smooth",
+    "softmax_saturation",
     "step_seconds",
     "steps_to",
     "task_of",

@@ -79,8 +79,10 @@ def encode_batch(sentences: Sequence[Sequence[str]], vocab: Vocab,
 
 def mask_tokens(ids: torch.Tensor, real: torch.Tensor, mask_id: int, p: float,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """BERT's masking (Devlin et al., 2019): each real token is chosen with probability p;
-    a chosen token becomes ``mask_id``. ids, real: (B, T).
+    """Masked tokens, in the plainest of BERT's variants: each real token is chosen with
+    probability p, and every chosen token becomes ``mask_id``. (Devlin et al., 2019,
+    section 3.1, replace 80 % of the chosen tokens by [MASK], 10 % by a random token and
+    leave 10 % unchanged; appendix C.2 compares the variants.) ids, real: (B, T).
     -> (inputs (B, T), targets (B, T): the original id where chosen, -100 elsewhere)."""
     chosen = (torch.rand(ids.shape, generator=generator) < p).to(ids.device) & real
     inputs = torch.where(chosen, torch.full_like(ids, mask_id), ids)
