@@ -7,7 +7,8 @@ the whole model in one file, defined bottom up, with GPT-2's parameter names
 so that GPT-2's weights load into it.
 
 - :class:`GPTConfig`: the sizes, with the GPT-2 and GPT-3 presets, and
-  :func:`n_params` / :func:`training_flops` to count a model without building it;
+  :func:`n_params` / :func:`gpt_param_count` / :func:`training_flops` to count
+  a model without building it;
 - :class:`CausalSelfAttention`, :class:`MLP`, :class:`Block`, :class:`GPT`:
   token and learned position embeddings, ``n_layer`` blocks
 
@@ -21,13 +22,15 @@ so that GPT-2's weights load into it.
   :func:`seqlab.transformer.scaled_dot_product_attention` with
   :func:`seqlab.transformer.causal_mask`, or with ``fast=True`` PyTorch's fused
   ``F.scaled_dot_product_attention`` (the tests prove the two agree);
-- :class:`KVCache`: the keys and values of the past tokens, so that each
-  generated token costs one position's work instead of the whole prefix's;
+- :class:`KVCache`: the keys and values of the past tokens, so that a new
+  token is one position's work (attending over the L cached keys), not L + 1;
+  :func:`cached_attention_step`, one such step of one layer by hand;
 - :func:`generate` with temperature, top-k and top-p (nucleus; Holtzman et
   al., 2020) sampling; :func:`next_token_distribution`, the distribution a
-  token is drawn from; :func:`sample_next_token`, :func:`completion_logprob`
-  and :func:`rank_choices`, the reference versions of chapter 6's graded
-  functions (scoring the choices of a few-shot prompt, Brown et al., 2020);
+  token is drawn from; :func:`sample_next_token`, :func:`top_p_filter`,
+  :func:`gpt_param_count` and :func:`cached_attention_step` are the reference
+  versions of chapter 6's graded functions (the scorers are in
+  :mod:`seqlab.prompting`);
 - :meth:`GPT.from_gpt2`: the weights of a ``transformers.GPT2LMHeadModel``;
 - :func:`time_per_token` and :func:`tokens_per_second`: what the cache buys.
 
@@ -122,6 +125,18 @@ def n_params(cfg: GPTConfig, non_embedding: bool = False) -> int:
     if not non_embedding:
         total += cfg.vocab_size * C + cfg.block_size * C  # tokens (tied to lm_head), positions
     return total
+
+
+def gpt_param_count(n_layer: int, n_embd: int, vocab_size: int, block_size: int) -> int:
+    """The parameters of a GPT-2-style model from four sizes: :func:`n_params` of its config.
+
+    Chapter 6's graded function (reference): token and learned position
+    embeddings, n_layer pre-norm blocks with biases everywhere and an MLP of
+    width 4 n_embd, a final layer norm, and an output layer tied to the token
+    embedding (Radford et al., 2019). GPT-2 small (12, 768, 50257, 1024) has 124,439,808.
+    """
+    cfg = GPTConfig(vocab_size, block_size, n_layer=n_layer, n_head=1, n_embd=n_embd)
+    return n_params(cfg)
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
@@ -236,6 +251,34 @@ class KVCache:
     def __len__(self) -> int:
         first = self.layers[0] if self.layers else None
         return 0 if first is None else first[0].shape[2]
+
+
+def cached_attention_step(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    r"""One decoding step of causal self-attention with a key/value cache.
+
+    Chapter 6's graded function (reference). q, k_new, v_new (B, nh, 1, hs):
+    the new token's query, key and value; cache None (the first token) or the
+    pair (K, V) of the L tokens before it, each (B, nh, L, hs). The new key and
+    value are appended along time and the one query attends over all L + 1:
+
+    .. math:: \text{out} = \operatorname{softmax}(q K_2^\top / \sqrt{hs})\, V_2
+
+    No mask is needed: the newest position may see every key. This is the last
+    row of full causal attention over the L + 1 tokens (Vaswani et al., 2017),
+    computed in O(L hs) per head instead of redoing the L rows before it.
+    -> (out (B, nh, 1, hs), (K2, V2) each (B, nh, L + 1, hs)); the cache given
+    is left as it was (``torch.cat`` makes new tensors).
+    """
+    if cache is not None:
+        k_new = torch.cat([cache[0], k_new], dim=2)  # (B, nh, L + 1, hs)
+        v_new = torch.cat([cache[1], v_new], dim=2)
+    out, _ = scaled_dot_product_attention(q, k_new, v_new)  # (B, nh, 1, hs)
+    return out, (k_new, v_new)
 
 
 class GPT(nn.Module):
@@ -388,10 +431,11 @@ def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
 def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     """Nucleus filtering (Holtzman et al., 2020): logits (B, V) -> logits (B, V).
 
-    Keeps, in each row, the smallest set of most likely tokens whose
-    probability mass is >= p and sets the others to -inf: a token is kept
-    when the mass of the tokens more likely than it is still < p, so the most
-    likely token always stays. p None or 1 keeps all.
+    Chapter 6's graded function (reference). Keeps, in each row, the smallest
+    set of most likely tokens whose probability mass is >= p and sets the
+    others to -inf: a token is kept when the mass of the tokens more likely
+    than it is still < p, so the most likely token always stays. p None or 1
+    keeps all. The same set as transformers' ``TopPLogitsWarper`` (tested).
     """
     if p is None or p >= 1.0:
         return logits
@@ -497,51 +541,6 @@ def generate(
             next_id = sample_next_token(logits, 1.0, generator=generator)  # (B,)
         ids = torch.cat([ids, next_id[:, None]], dim=1)
     return ids
-
-
-# ---------------------------------------------------------------------------
-# Scoring completions: the few-shot evaluation of Brown et al. (2020)
-
-
-def _check_1d(name: str, ids: torch.Tensor, min_len: int) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.shape[0] < min_len:
-        got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"{name} should be a LongTensor (T,) with T >= {min_len}, got {got}")
-
-
-@torch.no_grad()
-def completion_logprob(model, prompt_ids: torch.Tensor, completion_ids: torch.Tensor) -> float:
-    r"""log p(completion | prompt) under a language model, summed over the completion.
-
-    Chapter 6's graded function (reference). prompt_ids (T_p,), T_p >= 1;
-    completion_ids (T_c,).
-
-    .. math:: \sum_{j=1}^{T_c} \log p(c_j \mid \text{prompt}, c_1, \dots, c_{j-1})
-
-    One forward pass over prompt + completion: the logits at position
-    T_p - 1 + j - 1 predict completion token j. -> float (0.0 for an empty completion).
-    """
-    _check_1d("prompt_ids", prompt_ids, 1)
-    _check_1d("completion_ids", completion_ids, 0)
-    T_p, T_c = prompt_ids.shape[0], completion_ids.shape[0]
-    if T_c == 0:
-        return 0.0
-    ids = torch.cat([prompt_ids, completion_ids.to(prompt_ids.device)])[None]  # (1, T_p + T_c)
-    logits = model(ids)[0, T_p - 1 : T_p + T_c - 1]  # (T_c, V): those that predict the completion
-    logp = torch.log_softmax(logits.double(), dim=-1)
-    return logp.gather(-1, completion_ids.to(logp.device)[:, None]).sum().item()
-
-
-def rank_choices(model, prompt_ids: torch.Tensor, choices: Sequence[torch.Tensor]) -> int:
-    """The index of the choice with the highest :func:`completion_logprob` (the first on ties).
-
-    Chapter 6's graded function (reference). choices: a non-empty list of
-    LongTensor completions (T_c,) of the same prompt_ids (T_p,).
-    """
-    if len(choices) == 0:
-        raise ValueError("choices should be a non-empty list of completions, got none")
-    scores = [completion_logprob(model, prompt_ids, c) for c in choices]
-    return max(range(len(scores)), key=lambda i: scores[i])
 
 
 # ---------------------------------------------------------------------------

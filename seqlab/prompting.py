@@ -40,6 +40,10 @@ playground sees, and it cannot be won by elimination. Beside it,
 :func:`chance_accuracy`: a guesser that knows every rule of the corpus and
 picks one of their answers at random.
 
+**Scoring a completion** (:func:`completion_logprob`, :func:`rank_choices`):
+the reference versions of chapter 6's graded scorers, the likelihood by
+which GPT-3 picks among a question's choices (Brown et al., 2020, section 2.4).
+
 Shapes: B batch, T time, V vocabulary.
 """
 
@@ -409,3 +413,48 @@ def accuracy(
     prompts = [kshot_prompt(task, q, d, instruction) for q, d in zip(queries, demos, strict=True)]
     right = greedy_exact_match(model, tok, prompts, [t.rule(q) for q in queries])
     return sum(right) / n
+
+
+# ---------------------------------------------------------------------------
+# Scoring completions: the few-shot evaluation of Brown et al. (2020)
+
+
+def _check_1d(name: str, ids: torch.Tensor, min_len: int) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.shape[0] < min_len:
+        got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"{name} should be a LongTensor (T,) with T >= {min_len}, got {got}")
+
+
+@torch.no_grad()
+def completion_logprob(model, prompt_ids: torch.Tensor, completion_ids: torch.Tensor) -> float:
+    r"""log p(completion | prompt) under a language model, summed over the completion.
+
+    Chapter 6's graded function (reference). prompt_ids (T_p,), T_p >= 1;
+    completion_ids (T_c,).
+
+    .. math:: \sum_{j=1}^{T_c} \log p(c_j \mid \text{prompt}, c_1, \dots, c_{j-1})
+
+    One forward pass over prompt + completion: the logits at position
+    T_p - 1 + j - 1 predict completion token j. -> float (0.0 for an empty completion).
+    """
+    _check_1d("prompt_ids", prompt_ids, 1)
+    _check_1d("completion_ids", completion_ids, 0)
+    T_p, T_c = prompt_ids.shape[0], completion_ids.shape[0]
+    if T_c == 0:
+        return 0.0
+    ids = torch.cat([prompt_ids, completion_ids.to(prompt_ids.device)])[None]  # (1, T_p + T_c)
+    logits = model(ids)[0, T_p - 1 : T_p + T_c - 1]  # (T_c, V): those that predict the completion
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return logp.gather(-1, completion_ids.to(logp.device)[:, None]).sum().item()
+
+
+def rank_choices(model, prompt_ids: torch.Tensor, choices: Sequence[torch.Tensor]) -> int:
+    """The index of the choice with the highest :func:`completion_logprob` (the first on ties).
+
+    Chapter 6's graded function (reference). choices: a non-empty list of
+    LongTensor completions (T_c,) of the same prompt_ids (T_p,).
+    """
+    if len(choices) == 0:
+        raise ValueError("choices should be a non-empty list of completions, got none")
+    scores = [completion_logprob(model, prompt_ids, c) for c in choices]
+    return max(range(len(scores)), key=lambda i: scores[i])

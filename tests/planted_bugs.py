@@ -1576,11 +1576,95 @@ class MultiHeadAttention(_seqlab_transformer.MultiHeadAttention):
     ),
 }
 
+# apply_rope: the solution with one part changed each (the rotate-half layout of GPT-NeoX/LLaMA)
+_ROPE = """
+def apply_rope(x, base=10000.0):
+    T, d = x.shape[-2], x.shape[-1]
+    if d % 2:
+        raise ValueError(f"d should be even, got {d}")
+    half = d // 2
+    t = torch.arange(T, dtype=torch.float64, device=x.device)[:, None]
+    freq = base ** (-2 * torch.arange(half, dtype=torch.float64, device=x.device) / d)
+    angle = t * freq
+    cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+"""
+
+APPLY_ROPE = {
+    "interleaved_pairs_as_in_the_paper": _ROPE.replace(
+        "x1, x2 = x[..., :half], x[..., half:]", "x1, x2 = x[..., 0::2], x[..., 1::2]"
+    ).replace(
+        "return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)",
+        "return torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)",
+    ),
+    "exponent_i_over_d": _ROPE.replace("(-2 * torch.arange(half,", "(-torch.arange(half,"),
+    "positions_start_at_1": _ROPE.replace("t = torch.arange(T,", "t = 1 + torch.arange(T,"),
+    "rotates_the_other_way": _ROPE.replace(
+        "[x1 * cos - x2 * sin, x2 * cos + x1 * sin]", "[x1 * cos + x2 * sin, x2 * cos - x1 * sin]"
+    ),
+    "base_ignored": _ROPE.replace("freq = base **", "freq = 10000.0 **"),
+    "angle_times_the_power": _ROPE.replace("base ** (-2 * torch", "base ** (2 * torch"),
+    # GPT-NeoX's partial rotary (rotary_pct = 0.5): only the first d/2 features turn
+    "rotates_only_the_first_half": """
+def apply_rope(x, base=10000.0):
+    T, d = x.shape[-2], x.shape[-1]
+    rot, quarter = d // 2, d // 4
+    t = torch.arange(T, dtype=torch.float64, device=x.device)[:, None]
+    freq = base ** (-2 * torch.arange(quarter, dtype=torch.float64, device=x.device) / rot)
+    cos, sin = torch.cos(t * freq).to(x.dtype), torch.sin(t * freq).to(x.dtype)
+    x1, x2 = x[..., :quarter], x[..., quarter:2 * quarter]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x[..., 2 * quarter:]], dim=-1)
+""",
+    "rotates_x_in_place": _ROPE.replace(
+        "    x1, x2 = x[..., :half], x[..., half:]\n"
+        "    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)",
+        "    x1, x2 = x[..., :half].clone(), x[..., half:].clone()\n"
+        "    x[..., :half] = x1 * cos - x2 * sin\n"
+        "    x[..., half:] = x2 * cos + x1 * sin\n"
+        "    return x",
+    ),
+    # float32 cos and sin on a float64 x: the product is float64, its precision float32's
+    "float32_cos_and_sin": _ROPE.replace(
+        "torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)",
+        "torch.cos(angle).float(), torch.sin(angle).float()",
+    ),
+    "float32_angles": _ROPE.replace("torch.float64", "torch.float32"),
+    "returns_float64": _ROPE.replace(
+        "torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)",
+        "torch.cos(angle), torch.sin(angle)",
+    ),
+    "time_is_dim_1": _ROPE.replace(
+        "T, d = x.shape[-2], x.shape[-1]", "T, d = x.shape[1], x.shape[-1]"
+    ),
+    "positions_run_over_the_leading_dims": _ROPE.replace(
+        "    T, d = x.shape[-2], x.shape[-1]\n",
+        "    shape = x.shape\n    x = x.reshape(-1, shape[-1])\n    T, d = x.shape\n",
+    ).replace("dim=-1)\n", "dim=-1).reshape(shape)\n"),
+    "exponent_4i_over_d": _ROPE.replace("(-2 * torch.arange(half,", "(-4 * torch.arange(half,"),
+    "delegates_to_llama_apply_rotary_pos_emb": """
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+def apply_rope(x, base=10000.0):
+    T, d = x.shape[-2], x.shape[-1]
+    inv_freq = 1.0 / base ** (torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
+    freqs = torch.arange(T, dtype=torch.float64, device=x.device)[:, None] * inv_freq
+    emb = torch.cat([freqs, freqs], dim=-1)
+    cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    return apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=0)[0].reshape(x.shape)
+""",
+    "delegates_to_seqlab": """
+from seqlab.transformer import apply_rope as _seqlab_rope
+def apply_rope(x, base=10000.0):
+    return _seqlab_rope(x, base)
+""",
+}
+
 PLANTED["transformers"] = {
     "scaled_dot_product_attention": SCALED_DOT_PRODUCT_ATTENTION,
     "causal_mask": CAUSAL_MASK,
     "sinusoidal_positions": SINUSOIDAL_POSITIONS,
     "MultiHeadAttention": MULTI_HEAD_ATTENTION,
+    "apply_rope": APPLY_ROPE,
 }
 
 WRONG["transformers"] = {
@@ -1589,6 +1673,7 @@ WRONG["transformers"] = {
     "    return (w @ v) * 0, w",
     "causal_mask": "def causal_mask(T):\n    return torch.ones(T, T, dtype=torch.bool)",
     "sinusoidal_positions": "def sinusoidal_positions(T, d):\n    return torch.zeros(T, d)",
+    "apply_rope": "def apply_rope(x, base=10000.0):\n    return torch.zeros_like(x)",
     "MultiHeadAttention": "class MultiHeadAttention(torch.nn.Module):\n"
     "    def __init__(self, d_model, n_heads):\n"
     "        super().__init__()\n"
@@ -1739,7 +1824,7 @@ def completion_logprob(model, prompt_ids, completion_ids):
         "torch.log_softmax(logits, dim=-1)", "torch.log_softmax(logits, dim=0)"
     ),
     "delegates_to_seqlab": """
-from seqlab.gpt import completion_logprob as _seqlab_logprob
+from seqlab.prompting import completion_logprob as _seqlab_logprob
 def completion_logprob(model, prompt_ids, completion_ids):
     return _seqlab_logprob(model, prompt_ids, completion_ids)
 """,
@@ -1836,9 +1921,254 @@ def rank_choices(model, prompt_ids, choices):
     return 1 + max(range(len(choices)), key=lambda i: scores[i])
 """,
     "delegates_to_seqlab": """
-from seqlab.gpt import rank_choices as _seqlab_rank
+from seqlab.prompting import rank_choices as _seqlab_rank
 def rank_choices(model, prompt_ids, choices):
     return _seqlab_rank(model, prompt_ids, choices)
+""",
+}
+
+_TOP_P = """
+def top_p_filter(logits, p):
+    if p >= 1:
+        return logits.clone()
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = torch.cumsum(probs, dim=-1) - probs
+    drop_sorted = mass_before >= p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+"""
+
+
+def _top_p(old: str, new: str) -> str:
+    assert old in _TOP_P, old
+    return _TOP_P.replace(old, new)
+
+
+TOP_P_FILTER = {
+    # keeps the tokens whose running sum, themselves included, stays within p
+    "drops_the_token_that_crosses_p": _top_p("mass_before >= p", "torch.cumsum(probs, dim=-1) > p"),
+    "keeps_one_token_past_the_nucleus": _top_p(
+        "drop_sorted = mass_before >= p",
+        "drop_sorted = torch.cat([torch.zeros_like(mass_before[:, :1], dtype=torch.bool),"
+        " (mass_before >= p)[:, :-1]], dim=-1)",
+    ),
+    "sorts_ascending": _top_p("descending=True", "descending=False"),
+    # the shift of "cumsum > p" copies the top token's own test instead of keeping it
+    "shift_leaves_the_top_token_droppable": _top_p(
+        "drop_sorted = mass_before >= p",
+        "drop_sorted = torch.cumsum(probs, dim=-1) > p\n"
+        "    drop_sorted[:, 1:] = drop_sorted[:, :-1].clone()",
+    ),
+    "shift_with_roll_wraps_around": _top_p(
+        "drop_sorted = mass_before >= p",
+        "drop_sorted = (torch.cumsum(probs, dim=-1) > p).roll(1, dims=-1)",
+    ),
+    "returns_probabilities_not_logits": _top_p(
+        'return logits.masked_fill(drop, float("-inf"))',
+        'return torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)',
+    ),
+    "returns_renormalised_log_probabilities": _top_p(
+        'return logits.masked_fill(drop, float("-inf"))',
+        'return torch.log_softmax(logits.masked_fill(drop, float("-inf")), dim=-1)',
+    ),
+    "threshold_on_the_logits_not_the_probabilities": _top_p(
+        "probs = torch.softmax(sorted_logits, dim=-1)", "probs = sorted_logits"
+    ),
+    "masks_the_logits_in_place": _top_p(
+        'return logits.masked_fill(drop, float("-inf"))',
+        'return logits.masked_fill_(drop, float("-inf"))',
+    ),
+    "gathers_instead_of_scattering_back": _top_p(
+        "drop_sorted.scatter(-1, order, drop_sorted)", "drop_sorted.gather(-1, order)"
+    ),
+    "returns_the_sorted_row": _top_p(
+        'return logits.masked_fill(drop, float("-inf"))',
+        'return sorted_logits.masked_fill(drop_sorted, float("-inf"))',
+    ),
+    "zero_instead_of_minus_inf": _top_p('float("-inf"))\n', "0.0)\n"),
+    "cumsum_over_the_batch": _top_p("torch.cumsum(probs, dim=-1)", "torch.cumsum(probs, dim=0)"),
+    # Hugging Face's rule written by hand, without a case for p == 1: tokens whose
+    # probability underflows to 0 are dropped at p = 1
+    "ascending_rule_drops_underflowed_tokens_at_p_1": """
+def top_p_filter(logits, p):
+    sorted_logits, order = torch.sort(logits, dim=-1)
+    cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+    drop_sorted = cum <= 1 - p
+    drop_sorted[:, -1] = False
+    return logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+""",
+    "no_case_for_p_1": _top_p("    if p >= 1:\n        return logits.clone()\n", ""),
+    "delegates_to_hugging_face_top_p_warper": """
+from transformers.generation.logits_process import TopPLogitsWarper
+def top_p_filter(logits, p):
+    return TopPLogitsWarper(top_p=p)(None, logits)
+""",
+    "delegates_to_seqlab": """
+from seqlab.gpt import top_p_filter as _seqlab_top_p
+def top_p_filter(logits, p):
+    return _seqlab_top_p(logits, p)
+""",
+}
+
+_COUNT = """
+def gpt_param_count(n_layer, n_embd, vocab_size, block_size):
+    C = n_embd
+    embeddings = vocab_size * C + block_size * C
+    layer_norm = 2 * C
+    attention = 3 * (C * C + C) + (C * C + C)
+    mlp = (C * 4 * C + 4 * C) + (4 * C * C + C)
+    block = 2 * layer_norm + attention + mlp
+    return embeddings + n_layer * block + layer_norm
+"""
+
+
+def _count(old: str, new: str) -> str:
+    assert old in _COUNT, old
+    return _COUNT.replace(old, new)
+
+
+GPT_PARAM_COUNT = {
+    "forgets_the_position_embedding": _count("vocab_size * C + block_size * C", "vocab_size * C"),
+    "counts_an_untied_output_layer": _count(
+        "return embeddings +", "return vocab_size * C + embeddings +"
+    ),
+    "forgets_the_linear_biases": _count(
+        "attention = 3 * (C * C + C) + (C * C + C)\n"
+        "    mlp = (C * 4 * C + 4 * C) + (4 * C * C + C)",
+        "attention = 3 * C * C + C * C\n    mlp = C * 4 * C + 4 * C * C",
+    ),
+    "layer_norms_without_bias": _count("layer_norm = 2 * C", "layer_norm = C"),
+    "forgets_the_final_layer_norm": _count("n_layer * block + layer_norm", "n_layer * block"),
+    "mlp_of_width_c": _count(
+        "mlp = (C * 4 * C + 4 * C) + (4 * C * C + C)", "mlp = (C * C + C) + (C * C + C)"
+    ),
+    "one_layer_norm_per_block": _count("block = 2 * layer_norm +", "block = layer_norm +"),
+    "forgets_the_attention_output_projection": _count(
+        "attention = 3 * (C * C + C) + (C * C + C)", "attention = 3 * (C * C + C)"
+    ),
+    "one_projection_for_q_k_and_v": _count(
+        "attention = 3 * (C * C + C) + (C * C + C)", "attention = (C * C + C) + (C * C + C)"
+    ),
+    "kaplan_approximation_12_l_c_squared": """
+def gpt_param_count(n_layer, n_embd, vocab_size, block_size):
+    return 12 * n_layer * n_embd**2 + (vocab_size + block_size) * n_embd
+""",
+    "returns_a_float": _count(
+        "return embeddings + n_layer * block + layer_norm",
+        "return float(embeddings + n_layer * block + layer_norm)",
+    ),
+    "counts_in_an_int32_tensor": _count(
+        "return embeddings + n_layer * block + layer_norm",
+        "return int(torch.tensor(embeddings, dtype=torch.int32) + n_layer * block + layer_norm)",
+    ),
+    "a_block_too_many": _count("n_layer * block", "(n_layer + 1) * block"),
+    "delegates_to_a_model_built_with_torch_nn": """
+def gpt_param_count(n_layer, n_embd, vocab_size, block_size):
+    C = n_embd
+    layers = [torch.nn.Embedding(vocab_size, C), torch.nn.Embedding(block_size, C),
+              torch.nn.LayerNorm(C)]
+    for _ in range(n_layer):
+        layers += [torch.nn.LayerNorm(C), torch.nn.Linear(C, 3 * C), torch.nn.Linear(C, C),
+                   torch.nn.LayerNorm(C), torch.nn.Linear(C, 4 * C), torch.nn.Linear(4 * C, C)]
+    return sum(p.numel() for m in layers for p in m.parameters())
+""",
+    "delegates_to_hugging_face_gpt2": """
+from transformers import GPT2Config, GPT2LMHeadModel
+def gpt_param_count(n_layer, n_embd, vocab_size, block_size):
+    config = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=1, vocab_size=vocab_size,
+                        n_positions=block_size, bos_token_id=0, eos_token_id=0)
+    with torch.device("meta"):
+        return GPT2LMHeadModel(config).num_parameters()
+""",
+    "delegates_to_seqlab": """
+from seqlab.gpt import gpt_param_count as _seqlab_count
+def gpt_param_count(n_layer, n_embd, vocab_size, block_size):
+    return _seqlab_count(n_layer, n_embd, vocab_size, block_size)
+""",
+}
+
+_CACHE = """
+def cached_attention_step(q, k_new, v_new, cache=None):
+    if cache is None:
+        K, V = k_new, v_new
+    else:
+        K = torch.cat([cache[0], k_new], dim=2)
+        V = torch.cat([cache[1], v_new], dim=2)
+    scores = q @ K.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    out = torch.softmax(scores, dim=-1) @ V
+    return out, (K, V)
+"""
+
+
+def _cache(old: str, new: str) -> str:
+    assert old in _CACHE, old
+    return _CACHE.replace(old, new)
+
+
+CACHED_ATTENTION_STEP = {
+    "forgets_the_square_root_scaling": _cache(" / math.sqrt(q.shape[-1])", ""),
+    "divides_by_d_not_its_square_root": _cache("math.sqrt(q.shape[-1])", "q.shape[-1]"),
+    "scales_by_the_number_of_keys": _cache("math.sqrt(q.shape[-1])", "math.sqrt(K.shape[-2])"),
+    "prepends_the_new_key_and_value": _cache(
+        "torch.cat([cache[0], k_new], dim=2)", "torch.cat([k_new, cache[0]], dim=2)"
+    ).replace("torch.cat([cache[1], v_new], dim=2)", "torch.cat([v_new, cache[1]], dim=2)"),
+    "concatenates_on_the_feature_dim": _cache(
+        "torch.cat([cache[0], k_new], dim=2)", "torch.cat([cache[0], k_new], dim=-1)"
+    ).replace("torch.cat([cache[1], v_new], dim=2)", "torch.cat([cache[1], v_new], dim=-1)"),
+    "returns_the_old_cache": _cache("return out, (K, V)", "return out, cache"),
+    "attends_only_to_the_new_key": _cache(
+        "scores = q @ K.transpose(-2, -1)", "scores = q @ k_new.transpose(-2, -1)"
+    ).replace("torch.softmax(scores, dim=-1) @ V", "torch.softmax(scores, dim=-1) @ v_new"),
+    "softmax_over_the_query_dim": _cache(
+        "torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=-2)"
+    ),
+    # the first row of a causal mask lets the one query see the first key only
+    "first_row_of_a_causal_mask": _cache(
+        "    out = torch.softmax(scores, dim=-1) @ V",
+        "    L1 = K.shape[-2]\n"
+        "    mask = torch.ones(L1, L1, dtype=torch.bool, device=q.device).tril()[:1]\n"
+        "    out = torch.softmax(scores.masked_fill(~mask, float('-inf')), dim=-1) @ V",
+    ),
+    "scales_q_in_place": _cache(
+        "    scores = q @ K.transpose(-2, -1) / math.sqrt(q.shape[-1])",
+        "    q /= math.sqrt(q.shape[-1])\n    scores = q @ K.transpose(-2, -1)",
+    ),
+    # grows the caller's tensors: whoever still holds the old cache sees it change
+    "grows_the_given_cache_in_place": _cache(
+        "        K = torch.cat([cache[0], k_new], dim=2)\n"
+        "        V = torch.cat([cache[1], v_new], dim=2)",
+        "        K, V = cache\n        K.data = torch.cat([K, k_new], dim=2)\n"
+        "        V.data = torch.cat([V, v_new], dim=2)",
+    ),
+    "starts_from_a_zero_cache": _cache(
+        "    if cache is None:\n        K, V = k_new, v_new\n    else:\n"
+        "        K = torch.cat([cache[0], k_new], dim=2)\n"
+        "        V = torch.cat([cache[1], v_new], dim=2)",
+        "    if cache is None:\n"
+        "        cache = (torch.zeros_like(k_new), torch.zeros_like(v_new))\n"
+        "    K = torch.cat([cache[0], k_new], dim=2)\n    V = torch.cat([cache[1], v_new], dim=2)",
+    ),
+    "returns_out_without_the_time_dim": _cache(
+        "return out, (K, V)", "return out.squeeze(2), (K, V)"
+    ),
+    "computed_in_float32": _cache(
+        "out = torch.softmax(scores, dim=-1) @ V",
+        "out = torch.softmax(scores.float(), dim=-1) @ V.float()",
+    ),
+    "values_and_keys_swapped": _cache(
+        "torch.softmax(scores, dim=-1) @ V", "torch.softmax(scores, dim=-1) @ K"
+    ),
+    "delegates_to_torch_sdpa": """
+def cached_attention_step(q, k_new, v_new, cache=None):
+    K = k_new if cache is None else torch.cat([cache[0], k_new], dim=2)
+    V = v_new if cache is None else torch.cat([cache[1], v_new], dim=2)
+    return torch.nn.functional.scaled_dot_product_attention(q, K, V), (K, V)
+""",
+    "delegates_to_seqlab": """
+from seqlab.gpt import cached_attention_step as _seqlab_step
+def cached_attention_step(q, k_new, v_new, cache=None):
+    return _seqlab_step(q, k_new, v_new, cache)
 """,
 }
 
@@ -1846,6 +2176,9 @@ PLANTED["gpt_prompting"] = {
     "sample_next_token": SAMPLE_NEXT_TOKEN,
     "completion_logprob": COMPLETION_LOGPROB,
     "rank_choices": RANK_CHOICES,
+    "top_p_filter": TOP_P_FILTER,
+    "gpt_param_count": GPT_PARAM_COUNT,
+    "cached_attention_step": CACHED_ATTENTION_STEP,
 }
 
 WRONG["gpt_prompting"] = {
@@ -1854,4 +2187,9 @@ WRONG["gpt_prompting"] = {
     "completion_logprob": "def completion_logprob(model, prompt_ids, completion_ids):\n"
     "    return 0.0",
     "rank_choices": "def rank_choices(model, prompt_ids, choices):\n    return 0",
+    "top_p_filter": "def top_p_filter(logits, p):\n    return logits.clone()",
+    "gpt_param_count": "def gpt_param_count(n_layer, n_embd, vocab_size, block_size):\n"
+    "    return 12 * n_layer * n_embd * n_embd",
+    "cached_attention_step": "def cached_attention_step(q, k_new, v_new, cache=None):\n"
+    "    return torch.zeros_like(q), (k_new, v_new)",
 }

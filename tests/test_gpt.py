@@ -1,6 +1,8 @@
 """seqlab.gpt: parameter counts against allocated models and Hugging Face's GPT-2, the
 fused attention against the explicit one, GPT-2's weights, the key/value cache,
-sampling (temperature, top-k, top-p) and the graded scoring functions.
+sampling (temperature, top-k, top-p) and chapter 6's graded functions that live here
+(top_p_filter against transformers' TopPLogitsWarper, gpt_param_count against
+GPT2LMHeadModel, cached_attention_step against full causal attention).
 
 Exact parameter counts (tied embeddings, learned positions counted):
 gpt2 124,439,808; gpt2-medium 354,823,168; gpt2-large 774,030,080;
@@ -16,11 +18,11 @@ from seqlab.gpt import (
     GPT,
     PRESETS,
     GPTConfig,
-    completion_logprob,
+    cached_attention_step,
     generate,
+    gpt_param_count,
     n_params,
     next_token_distribution,
-    rank_choices,
     sample_next_token,
     time_per_token,
     top_k_filter,
@@ -403,46 +405,105 @@ def test_sample_next_token_refuses_a_negative_temperature_and_1d_logits():
         sample_next_token(torch.zeros(3))
 
 
-def test_completion_logprob_is_the_chain_rule_sum_token_by_token():
-    model = tiny_gpt(seed=6).double()
-    prompt, completion = random_ids(1, 4)[0], random_ids(1, 3, seed=2)[0]
-    expected = 0.0
-    context = prompt
-    for token in completion:
-        logp = torch.log_softmax(model(context[None])[0, -1], dim=-1)
-        expected += logp[token].item()
-        context = torch.cat([context, token[None]])
-    assert completion_logprob(model, prompt, completion) == pytest.approx(expected, abs=1e-9)
-    assert completion_logprob(model, prompt, completion[:0]) == 0.0
+# ---------------------------------------------------------------------------
+# Chapter 6's new graded functions against their twins
 
 
-def test_completion_logprob_of_a_bigram_model_is_exact():
-    table = torch.log(torch.tensor([[0.1, 0.9], [0.6, 0.4]]))  # row = previous token
-
-    def bigram(ids):
-        return table[ids]
-
-    got = completion_logprob(bigram, torch.tensor([0]), torch.tensor([1, 0, 0]))
-    assert got == pytest.approx(math.log(0.9 * 0.6 * 0.1))
+def _nucleus_margin(logits: torch.Tensor, p: float) -> float:
+    """How far p is from every cumulative mass of the row's sorted probabilities."""
+    cum = torch.softmax(logits.sort(descending=True).values, dim=-1).cumsum(-1)
+    return (cum - p).abs().min().item()
 
 
-def test_rank_choices_returns_the_most_likely_completion():
-    table = torch.log(torch.tensor([[0.1, 0.9], [0.6, 0.4]]))
+def test_top_p_filter_keeps_exactly_what_hugging_face_top_p_warper_keeps():
+    from transformers.generation.logits_process import TopPLogitsWarper
 
-    def bigram(ids):
-        return table[ids]
+    g = torch.Generator().manual_seed(0)
+    checked = 0
+    for i in range(300):
+        V, scale = int(torch.randint(2, 60, (1,), generator=g)), [0.3, 1.0, 3.0, 10.0][i % 4]
+        logits = scale * torch.randn(4, V, generator=g, dtype=F64)
+        p = float(torch.rand((), generator=g, dtype=F64)) * 0.999 + 0.001
+        if any(_nucleus_margin(row, p) < 1e-9 for row in logits):
+            continue  # p on a cumulative mass: rounding, not the rule, would decide
+        ours, theirs = top_p_filter(logits, p), TopPLogitsWarper(top_p=p)(None, logits)
+        assert torch.equal(torch.isfinite(ours), torch.isfinite(theirs)), f"p={p}, V={V}"
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)  # the kept logits, unchanged
+        checked += 1
+    assert checked > 250
 
-    prompt = torch.tensor([0])
-    choices = [torch.tensor([0]), torch.tensor([1, 1]), torch.tensor([1, 0])]  # .1, .36, .54
-    assert rank_choices(bigram, prompt, choices) == 2
-    assert rank_choices(bigram, prompt, choices[:2]) == 1
-    with pytest.raises(ValueError, match="non-empty"):
-        rank_choices(bigram, prompt, [])
+
+def test_top_p_filter_always_keeps_the_top_token_and_keeps_all_at_p_1():
+    logits = torch.tensor([[5.0, 1.0, 0.0, -1.0], [0.0, 0.1, 0.2, 0.3]], dtype=F64)
+    kept = torch.isfinite(top_p_filter(logits, 1e-6))
+    assert kept.sum(dim=-1).tolist() == [1, 1] and kept[0, 0] and kept[1, 3]
+    huge = 1000.0 * torch.randn(3, 20, generator=torch.Generator().manual_seed(1), dtype=F64)
+    assert torch.equal(top_p_filter(huge, 1.0), huge)  # probabilities 0 in float64 stay too
 
 
-def test_completion_logprob_refuses_an_empty_prompt():
-    with pytest.raises(ValueError, match=r"prompt_ids should be .*T >= 1, got \(0,\)"):
-        completion_logprob(tiny_gpt(), torch.tensor([], dtype=torch.long), torch.tensor([1]))
+def test_gpt_param_count_is_124_439_808_for_gpt2_small_and_every_preset():
+    assert gpt_param_count(12, 768, 50257, 1024) == 124_439_808
+    for name, cfg in PRESETS.items():
+        got = gpt_param_count(cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.block_size)
+        assert got == EXACT[name] and type(got) is int
+
+
+@pytest.mark.parametrize(
+    "n_layer,n_embd,vocab_size,block_size",
+    [(1, 8, 11, 5), (2, 32, 100, 64), (3, 24, 257, 16), (5, 16, 50, 128)],
+)
+def test_gpt_param_count_equals_hugging_face_gpt2_and_seqlab_gpt(
+    n_layer, n_embd, vocab_size, block_size
+):
+    from transformers import GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(
+        gpt2_config(n_layer=n_layer, n_head=2, n_embd=n_embd, vocab_size=vocab_size,
+                    n_positions=block_size)
+    )  # fmt: skip
+    assert hf.lm_head.weight is hf.transformer.wte.weight  # tied: counted once below
+    expected = sum(p.numel() for p in hf.parameters())
+    ours = GPT(GPTConfig(vocab_size, block_size, n_layer=n_layer, n_head=2, n_embd=n_embd))
+    assert gpt_param_count(n_layer, n_embd, vocab_size, block_size) == expected
+    assert ours.num_params() == expected
+
+
+def _full_causal(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_cached_attention_step_equals_the_last_row_of_full_causal_attention():
+    g = torch.Generator().manual_seed(3)
+    B, nh, T, hs = 2, 3, 12, 8
+    q, k, v = (torch.randn(B, nh, T, hs, generator=g, dtype=F64) for _ in range(3))
+    full = _full_causal(q, k, v)  # (B, nh, T, hs)
+    cache = None
+    for t in range(T):
+        before = None if cache is None else (cache[0].clone(), cache[1].clone())
+        out, new = cached_attention_step(q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1],
+                                         cache)  # fmt: skip
+        torch.testing.assert_close(out, full[:, :, t : t + 1], rtol=1e-6, atol=1e-6)
+        assert new[0].shape == new[1].shape == (B, nh, t + 1, hs)
+        torch.testing.assert_close(new[0], k[:, :, : t + 1], rtol=0, atol=0)
+        torch.testing.assert_close(new[1], v[:, :, : t + 1], rtol=0, atol=0)
+        if before is not None:  # the cache given is left as it was
+            assert torch.equal(cache[0], before[0]) and torch.equal(cache[1], before[1])
+        cache = new
+
+
+def test_cached_attention_step_is_what_the_gpt_cache_does_in_one_layer():
+    model = tiny_gpt(seed=4).double()
+    attn = model.h[0].attn
+    x = torch.randn(2, 9, TINY.n_embd, generator=torch.Generator().manual_seed(2), dtype=F64)
+    with torch.no_grad():
+        full, _ = attn(x)  # (B, T, C), all positions at once
+        _, past = attn(x[:, :8])  # the cache after 8 tokens
+        B, C, nh = 2, TINY.n_embd, TINY.n_head
+        qkv = attn.c_attn(x[:, 8:]).split(C, dim=2)  # the 9th token's q, k, v
+        q, k, v = (t.view(B, 1, nh, C // nh).transpose(1, 2) for t in qkv)
+        out, _ = cached_attention_step(q, k, v, past)  # (B, nh, 1, hs)
+        y = attn.c_proj(out.transpose(1, 2).reshape(B, 1, C))
+    torch.testing.assert_close(y, full[:, 8:], rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------

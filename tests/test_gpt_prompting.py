@@ -2,8 +2,10 @@
 and few-shot accuracy), the induction-head run and its phase change, the page's
 measurements and tables, and the prompt playground."""
 
+import json
 import math
 import re
+from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -23,6 +25,7 @@ from seqlab.chapters.gpt_prompting import (
     InductionHistory,
     PromptSetting,
     TrainConfig,
+    answer_flags,
     choice_rows,
     choice_scores,
     continuations_by_temperature,
@@ -31,6 +34,7 @@ from seqlab.chapters.gpt_prompting import (
     evaluate,
     finetune,
     finetune_batches,
+    first_position_change,
     follows_rule,
     head_score_rows,
     history_of,
@@ -40,6 +44,7 @@ from seqlab.chapters.gpt_prompting import (
     make_checkpoint,
     matmul_flops_per_second,
     moving_average,
+    perplexity,
     phase_change_step,
     plot_head_attention,
     plot_head_scores_during_training,
@@ -74,6 +79,7 @@ from seqlab.prompting import (
     greedy_exact_match,
     heldout_inputs,
     kshot_prompt,
+    make_corpus,
 )
 
 pytestmark = pytest.mark.gpt_prompting
@@ -489,3 +495,112 @@ def test_prompt_playground_rejects_unknown_tasks_and_empty_queries():
         chapter.PromptPlayground(model, tok, [("translate", "abc")])
     with pytest.raises(ValueError, match="at least one"):
         chapter.PromptPlayground(model, tok, [])
+
+
+# ---------------------------------------------------------------------------
+# Perplexity
+
+
+def test_answer_flags_mark_each_output_and_its_newline():
+    text = "sort:\ncab > abc\nxy > yx\n"
+    flags = answer_flags(text)
+    assert len(flags) == len(text)
+    assert "".join(c for c, f in zip(text, flags, strict=True) if f) == "abc\nyx\n"
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    V, tok = len(ALPHABET), CharTokenizer()
+
+    class Uniform(torch.nn.Module):
+        config = GPTConfig(vocab_size=V, block_size=64)
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, ids):
+            return torch.zeros(*ids.shape, V) + self.w
+
+    texts = ["sort:\ncab > abc\n", "ab > ba\nxyz > zyx\n"]
+    got = perplexity(Uniform(), tok, texts)
+    assert got["all"] == pytest.approx(V) and got["answers"] == pytest.approx(V)
+    assert got["tokens"] == sum(len(t) - 1 for t in texts)
+
+
+def test_perplexity_is_the_exponential_of_the_cross_entropy_of_each_text(shipped):
+    model, tok = shipped
+    docs = make_corpus(CorpusConfig(n_docs=4, seed=7))
+    got = perplexity(model, tok, [d.text for d in docs])
+    nll, n = 0.0, 0
+    for d in docs:
+        ids = torch.tensor([tok.encode(d.text)])[:, : model.config.block_size + 1]  # the context
+        with torch.no_grad():
+            logits = model(ids[:, :-1]).double()
+        nll += torch.nn.functional.cross_entropy(logits[0], ids[0, 1:], reduction="sum").item()
+        n += ids.shape[1] - 1
+    assert got["tokens"] == n and got["all"] == pytest.approx(math.exp(nll / n), rel=1e-6)
+    # the rule fixes the answers: far easier than the random letters of the inputs
+    assert 1.0 < got["answers"] < got["all"] < got["rest"] < len(ALPHABET)
+
+
+def test_first_position_change_is_zero_for_causal_attention_and_not_for_an_encoder():
+    gpt = _tiny_gpt(seed=3)
+    ids = torch.randint(len(ALPHABET), (2, 9), generator=torch.Generator().manual_seed(0))
+    assert first_position_change(gpt, ids, len(ALPHABET)) == 0.0
+    encoder = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 1
+    ).eval()
+    embed = torch.nn.Embedding(len(ALPHABET), 16)
+    assert first_position_change(lambda i: encoder(embed(i)), ids, len(ALPHABET)) > 1e-4
+
+
+# ---------------------------------------------------------------------------
+# Statements corrected once (issue 19): the wrong ones must not come back
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _page() -> str:
+    return " ".join((ROOT / "book" / "gpt_prompting.md").read_text(encoding="utf-8").split())
+
+
+def _notebook_cells() -> dict[str, str]:
+    path = ROOT / "solutions" / "gpt_prompting" / "gpt_prompting.ipynb"
+    nb = json.loads(path.read_text("utf-8"))
+    return {c["metadata"]["nbgrader"]["grade_id"]: " ".join("".join(c["source"]).split())
+            for c in nb["cells"] if "nbgrader" in c["metadata"]}  # fmt: skip
+
+
+def test_page_does_not_say_the_cache_makes_a_token_cost_independent_of_the_length():
+    # a cached step still attends over all L cached keys: O(C^2 + L C) per layer
+    page = _page()
+    assert not re.search(r"independent of\s+the length of the text", page)
+    assert "$O(C^2 + L C)$ per layer" in page and "still grows with $L$" in page
+
+
+def test_page_attributes_the_cheese_prompt_to_brown_et_al_not_radford_et_al():
+    # "Translate English to French: ... cheese =>" is Brown et al. (2020), figure 2.1
+    page = _page()
+    before = page[: page.index("cheese =>")]
+    sentence = before[before.rindex(". ") :]
+    assert "brown2020" in sentence and "figure 2.1" in sentence and "radford2019" not in sentence
+    assert '"TL;DR:"' in page  # what Radford et al. (2019) did write after an article
+
+
+def test_page_does_not_say_brown_et_al_ranked_choices_by_the_plain_sum():
+    # Brown et al. (2020, section 2.4): per-token likelihood on most tasks, and the
+    # unconditional probability of the completion on ARC, OpenBookQA and RACE
+    page = _page()
+    assert "scored multiple-choice questions by the probability the model gives" not in page
+    assert "*per token* on most tasks" in page and "ARC, OpenBookQA, RACE" in page
+    rank = _notebook_cells()["rank_text"]
+    assert "sometimes divides by the length" not in rank and "per token on most tasks" in rank
+
+
+def test_page_does_not_equate_in_context_learning_with_few_shot():
+    # Brown et al. (2020) measure in-context learning zero-, one- and few-shot alike
+    page = _page()
+    assert not re.search(r"few-shot\*?, or \*in-context", page)
+    assert "(few-, one- and zero-shot)" in page
+    assert "three settings of *in-context learning*" in page
+

@@ -1,5 +1,8 @@
 """seqlab.prompting: the multi-task corpus, its held-out inputs, k-shot prompts and the
-exact-match scoring (the shipped GPT's own tests are in test_gpt_prompting.py)."""
+exact-match scoring, the graded scorers completion_logprob and rank_choices (the
+shipped GPT's own tests are in test_gpt_prompting.py)."""
+
+import math
 
 import pytest
 import torch
@@ -16,12 +19,14 @@ from seqlab.prompting import (
     chance_accuracy,
     check_task,
     complete,
+    completion_logprob,
     corpus_stream,
     demonstrations,
     greedy_exact_match,
     heldout_inputs,
     kshot_prompt,
     make_corpus,
+    rank_choices,
     window_batches,
 )
 
@@ -160,3 +165,46 @@ def test_accuracy_and_complete_agree_on_a_tiny_model_and_refuse_a_full_context()
     assert accuracy(model, tok, "letter", 0, instruction=True, n=6) == sum(right) / 6
     with pytest.raises(ValueError, match="leaves no room"):
         complete(model, tok, "abc > " * 11)
+
+
+def test_completion_logprob_is_the_chain_rule_sum_token_by_token():
+    model = _tiny_gpt(seed=6).double()
+    g = torch.Generator().manual_seed(1)
+    prompt, completion = torch.randint(30, (4,), generator=g), torch.randint(30, (3,), generator=g)
+    expected = 0.0
+    context = prompt
+    for token in completion:
+        logp = torch.log_softmax(model(context[None])[0, -1], dim=-1)
+        expected += logp[token].item()
+        context = torch.cat([context, token[None]])
+    assert completion_logprob(model, prompt, completion) == pytest.approx(expected, abs=1e-9)
+    assert completion_logprob(model, prompt, completion[:0]) == 0.0
+
+
+def test_completion_logprob_of_a_bigram_model_is_exact():
+    table = torch.log(torch.tensor([[0.1, 0.9], [0.6, 0.4]]))  # row = previous token
+
+    def bigram(ids):
+        return table[ids]
+
+    got = completion_logprob(bigram, torch.tensor([0]), torch.tensor([1, 0, 0]))
+    assert got == pytest.approx(math.log(0.9 * 0.6 * 0.1))
+
+
+def test_rank_choices_returns_the_most_likely_completion():
+    table = torch.log(torch.tensor([[0.1, 0.9], [0.6, 0.4]]))
+
+    def bigram(ids):
+        return table[ids]
+
+    prompt = torch.tensor([0])
+    choices = [torch.tensor([0]), torch.tensor([1, 1]), torch.tensor([1, 0])]  # .1, .36, .54
+    assert rank_choices(bigram, prompt, choices) == 2
+    assert rank_choices(bigram, prompt, choices[:2]) == 1
+    with pytest.raises(ValueError, match="non-empty"):
+        rank_choices(bigram, prompt, [])
+
+
+def test_completion_logprob_refuses_an_empty_prompt():
+    with pytest.raises(ValueError, match=r"prompt_ids should be .*T >= 1, got \(0,\)"):
+        completion_logprob(_tiny_gpt(), torch.tensor([], dtype=torch.long), torch.tensor([1]))

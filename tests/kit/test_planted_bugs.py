@@ -52,7 +52,7 @@ POINTS_BEFORE_THE_SPLIT = {
     "attention": ({"dot_product_attention": 4, "additive_attention": 4}, 10),
     "seq2seq": ({"sequence_nll": 3, "greedy_decode": 3, "beam_search": 5}, 13),
     "transformers": ({"scaled_dot_product_attention": 4, "causal_mask": 1,
-                      "sinusoidal_positions": 2, "MultiHeadAttention": 4}, 14),
+                      "sinusoidal_positions": 2, "MultiHeadAttention": 4, "apply_rope": 3}, 17),
     "gpt_prompting": ({"sample_next_token": 4, "completion_logprob": 4, "rank_choices": 2,
                        "top_p_filter": 3, "gpt_param_count": 2, "cached_attention_step": 4}, 21),
 }  # fmt: skip

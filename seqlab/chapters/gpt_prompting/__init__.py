@@ -10,7 +10,8 @@ public name is re-exported here, so the page and the tests import
 - :mod:`.heads`: :func:`train_induction` and its :class:`InductionHistory`,
   :func:`phase_change_step` and the figures of the phase change;
 - :mod:`.analysis`: sampling at several temperatures, the scale of GPT-2 and
-  GPT-3, the k-shot table and figure, scoring choices;
+  GPT-3, the k-shot table and figure, scoring choices, perplexity, and what the
+  first position sees in the three shapes of transformer;
 - :mod:`.playground`: :func:`prompt_playground` and :class:`PromptSetting`.
 """
 
@@ -20,15 +21,18 @@ from .analysis import (
     SCALE_HEADER,
     SECONDS_PER_YEAR,
     TOKENS,
+    answer_flags,
     choice_rows,
     choice_scores,
     continuations_by_temperature,
     conventions,
     document_lines,
     duration,
+    first_position_change,
     follows_rule,
     kshot_rows,
     matmul_flops_per_second,
+    perplexity,
     plot_kshot,
     readable,
     scale,
@@ -70,11 +74,12 @@ from .pretraining import (
 __all__ = [
     "CHECKPOINT", "CHECKPOINTS", "NAMES", "PUBLISHED", "SCALE_HEADER", "SECONDS_PER_YEAR",
     "TOKENS", "Evaluation", "FinetuneConfig", "InductionHistory", "PromptPlayground",
-    "PromptSetting", "TrainConfig", "choice_rows", "choice_scores",
+    "PromptSetting", "TrainConfig", "answer_flags", "choice_rows", "choice_scores",
     "continuations_by_temperature", "conventions", "document_lines", "duration", "evaluate",
+    "first_position_change",
     "finetune", "finetune_batches", "finetuned_accuracy", "follows_rule", "head_score_rows",
     "history_of", "induction_batches", "kshot_rows", "load", "lr_at", "make_checkpoint",
-    "matmul_flops_per_second",
+    "matmul_flops_per_second", "perplexity",
     "seconds_per_training_step", "moving_average", "optimizer", "phase_change_step",
     "plot_head_attention", "plot_head_scores_during_training", "plot_kshot",
     "plot_position_losses", "plot_training", "prompt_playground", "readable", "save_model",

@@ -13,23 +13,15 @@ import copy
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ...base.book import pct
 from ...base.plots import INK, MUTED, PALETTE, course_style, new_axes
-from ...gpt import (
-    PRESETS,
-    GPTConfig,
-    completion_logprob,
-    generate,
-    n_params,
-    rank_choices,
-    training_flops,
-)
-from ...prompting import SEP, TASKS, CharTokenizer, kshot_prompt
+from ...gpt import PRESETS, GPTConfig, generate, n_params, training_flops
+from ...prompting import SEP, TASKS, CharTokenizer, completion_logprob, kshot_prompt, rank_choices
 from .pretraining import Evaluation
 
 # ---------------------------------------------------------------------------
@@ -248,3 +240,67 @@ def choice_rows(scored: dict, ks: Sequence[int] = (0, 4)) -> list[list[str]]:
         rows.append([f"{t}, {c}", f"`{answer.strip()}`",
                      *(f"{scored[k][i]:.2f}{m}" for k, m in zip(ks, marks, strict=True))])
     return rows
+
+
+# ---------------------------------------------------------------------------
+# Perplexity
+
+
+def answer_flags(text: str) -> list[bool]:
+    """For each character of a document, whether it belongs to an answer: the output
+    after " > " and the newline that ends it, which the line's rule determines."""
+    flags = []
+    for line in text.splitlines(keepends=True):
+        x, sep, _ = line.partition(SEP)
+        head = len(x) + len(sep) if sep else len(line)
+        flags += [False] * head + [True] * (len(line) - head)
+    return flags
+
+
+@torch.no_grad()
+def perplexity(model, tok: CharTokenizer, texts: Sequence[str]) -> dict[str, float]:
+    r"""Perplexity of a language model on documents: the exponential of the mean
+    per-token negative log-likelihood (Jelinek et al., 1977; Jurafsky & Martin, ch. 3),
+
+    .. math:: \operatorname{PPL} = \exp\Bigl(-\frac{1}{N}\sum_{t} \log p(x_t \mid x_{<t})\Bigr),
+
+    the number of equally likely tokens the model is, on average, choosing among
+    (V for a uniform guess). Each text is scored alone, every token after its first
+    given those before it, cut to the model's context. -> {"all", "answers",
+    "rest": perplexities over all scored tokens, over :func:`answer_flags`' tokens
+    and over the others; "tokens": N}.
+    """
+    block = model.config.block_size + 1
+    rows = [tok.encode(t)[:block] for t in texts]
+    flags = [answer_flags(t)[:block] for t in texts]
+    ids = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)  # (B, T), right-padded
+    answer = torch.zeros(ids.shape, dtype=torch.bool)
+    scored = torch.zeros(ids.shape, dtype=torch.bool)
+    for i, (r, f) in enumerate(zip(rows, flags, strict=True)):
+        ids[i, : len(r)], answer[i, : len(f)] = torch.tensor(r), torch.tensor(f)
+        scored[i, 1 : len(r)] = True  # every token but the first, which nothing predicts
+    device = next(model.parameters()).device
+    logits = model(ids[:, :-1].to(device)).double().cpu()  # (B, T - 1, V): predict tokens 1..
+    nll = -torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T - 1)
+    scored, answer = scored[:, 1:], answer[:, 1:]
+    out = {name: math.exp(nll[mask].mean().item()) for name, mask in
+           (("all", scored), ("answers", scored & answer), ("rest", scored & ~answer))}  # fmt: skip
+    out["tokens"] = int(scored.sum())
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Encoder, decoder, both
+
+
+@torch.no_grad()
+def first_position_change(
+    fn: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tensor, vocab: int
+) -> float:
+    """How far ``fn(ids)[:, 0]`` moves when the last token of ids (B, T) changes (to the
+    next id, modulo vocab): 0.0 where position 0 sees only itself and earlier positions
+    (causal attention), > 0 where it sees the whole input (an encoder's self-attention).
+    fn: ids (B, T) -> outputs (B, T, ...)."""
+    changed = ids.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % vocab
+    return (fn(ids)[:, 0] - fn(changed)[:, 0]).abs().max().item()
