@@ -15,8 +15,16 @@ weighted sum of the encoder states, the *context*:
 with the query :math:`q` (B, H) the decoder's state, the keys :math:`k_s` and
 values :math:`v_s` the encoder states (B, S, H). Two scores:
 
-- dot product (Luong et al., 2015): :math:`e_s = k_s \cdot q`;
+- dot product (the "dot" score of Luong et al., 2015, sec. 3.1): :math:`e_s = k_s \cdot q`;
 - additive (Bahdanau et al., 2015): :math:`e_s = v^\top \tanh(q W_q + k_s W_k)`.
+
+The course's models use either score inside Bahdanau et al.'s decoder (the
+query is the previous decoder state :math:`s_{t-1}`, the context enters the
+recurrent step). Luong et al.'s own decoder differs: it scores its current
+state :math:`h_t`, predicts from the attentional vector
+:math:`\tilde h_t = \tanh(W_c [c_t; h_t])` and feeds it into the next step
+(input feeding, their sec. 3.3); they also proposed a "general" score
+:math:`h_t^\top W_a \bar h_s` and a "concat" one.
 
 A bool ``mask`` (B, S) marks the real source positions (True) against the
 padding (False): padded positions get weight exactly 0 and the weights of the
@@ -143,7 +151,10 @@ def additive_attention(
 
 
 class DotProductAttention(nn.Module):
-    """Luong et al.'s (2015) "dot" attention as a module; it has no parameters.
+    """The "dot" score of Luong et al. (2015, sec. 3.1) as a module; it has no parameters.
+
+    In the course's models it sits inside Bahdanau et al.'s decoder
+    (:class:`AttentionDecoder`), not Luong et al.'s.
 
     forward(query (B, H), keys (B, S, H), values (B, S, Dv), mask (B, S) or None)
     -> (context (B, Dv), weights (B, S)); see :func:`dot_product_attention`.
@@ -322,7 +333,7 @@ class AttentionConfig:
     emb: int = 32  # token embedding size
     hidden: int = 64  # H, the same for encoder and decoder
     cell: str = "gru"  # "gru" or "lstm"
-    score: str = "additive"  # "additive" (Bahdanau et al., 2015) or "dot" (Luong et al., 2015)
+    score: str = "additive"  # "additive" (Bahdanau et al., 2015) or "dot" (Luong et al.'s score)
     attention: int = 64  # A, the size of the additive score's hidden layer (unused for "dot")
 
     def __post_init__(self):
@@ -348,12 +359,17 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 class BidirectionalEncoder(nn.Module):
     """Two of chapter 3's encoders, one reading the source left to right, one right to
-    left, sharing their embedding, as in Bahdanau et al. (2015).
+    left, sharing their embedding: the bidirectional encoder of Bahdanau et al. (2015),
+    except that the two directions are summed where they concatenate.
 
     run(src (B, S), src_mask (B, S)) -> (states (B, S, H), packed final state): the
     state at position s is the sum of the two directions' states there, so it
     describes the word at s with both its left and its right context; the
     final state (the decoder's first state) is the sum of the two finals.
+    Bahdanau et al. concatenate the two states (sec. 3.2; states of size 2H)
+    and start the decoder from tanh(W_s h_1 of the backward encoder)
+    (appendix A.2.2); the sum keeps the states at the decoder's size H, so
+    that the dot score needs no projection.
     """
 
     def __init__(self, cfg: Seq2SeqConfig):
@@ -368,6 +384,7 @@ class BidirectionalEncoder(nn.Module):
         lengths = src_mask.sum(dim=1)  # (B,)
         states, final = self.left_to_right.run(src, src_mask)  # (B, S, H), (B, H or 2H)
         back, back_final = self.right_to_left.run(reverse_padded(src, lengths), src_mask)
+        # summed, not concatenated as in Bahdanau et al. (2015): see the docstring
         return states + reverse_padded(back, lengths), final + back_final
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor):

@@ -10,6 +10,8 @@ with :math:`x_t` of shape (B, D), :math:`h_t` of shape (B, H), :math:`W_{xh}`
 (D, H), :math:`W_{hh}` (H, H) and :math:`b_h` (H,). Tensors are batch first:
 a sequence is (B, T, D). Backpropagation through time is left to autograd:
 the loop below *is* the unrolled graph that gradients flow back through.
+:class:`RNN` is one layer (optionally bidirectional); :class:`StackedRNN`
+stacks several, each reading the states of the one below.
 """
 
 from __future__ import annotations
@@ -161,18 +163,94 @@ class RNN(nn.Module):
         return hs  # (B, T, dirs * H)
 
     @torch.no_grad()
-    def load_from_torch(self, module: nn.RNN) -> RNN:
-        """Copy the weights of a one-layer ``torch.nn.RNN`` with the same sizes."""
-        if module.num_layers != 1 or module.input_size != self.input_size:
+    def load_from_torch(self, module: nn.RNN, layer: int = 0) -> RNN:
+        """Copy the weights of a ``torch.nn.RNN`` with the same sizes.
+
+        ``layer`` picks one layer of a stacked ``nn.RNN`` (its input size is the
+        module's for layer 0 and ``directions * hidden_size`` above).
+        """
+        if module.num_layers == 1 and module.input_size != self.input_size:
             raise ValueError("load_from_torch needs a one-layer nn.RNN of the same input size")
+        if not 0 <= layer < module.num_layers:
+            raise ValueError(f"layer should be in [0, {module.num_layers}), got {layer}")
         if module.hidden_size != self.hidden_size:
             raise ValueError(
                 f"hidden sizes differ: {module.hidden_size} (torch) vs {self.hidden_size}"
             )
+        directions = 2 if module.bidirectional else 1
+        inputs = module.input_size if layer == 0 else directions * module.hidden_size
+        if inputs != self.input_size or directions != self.directions:
+            raise ValueError(
+                f"layer {layer} of the nn.RNN reads {inputs} features in {directions} "
+                f"direction(s); this RNN reads {self.input_size} in {self.directions}"
+            )
         for d in range(self.directions):
-            sfx = "_l0" + ("_reverse" if d == 1 else "")
+            sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
             self.W_xh[d].copy_(getattr(module, "weight_ih" + sfx).T)
             self.W_hh[d].copy_(getattr(module, "weight_hh" + sfx).T)
             bias = getattr(module, "bias_ih" + sfx) + getattr(module, "bias_hh" + sfx)
             self.b_h[d].copy_(bias)
+        return self
+
+
+class StackedRNN(nn.Module):
+    """A stack of ``n_layers`` vanilla RNNs: layer l reads the states of layer l - 1.
+
+    Stacking recurrent layers (Graves et al., 2013; Pascanu et al., 2014) puts
+    more than one nonlinearity between each step's input and its output:
+    layer 0 reads xs: (B, T, D), layer l > 0 reads the (B, T, dirs * H) states
+    of the layer below, as ``torch.nn.RNN(num_layers=L)`` does (without dropout
+    between layers). Each layer is an :class:`RNN`;
+    ``layers[l]`` holds its weights, and :meth:`load_from_torch` copies a
+    stacked ``torch.nn.RNN``'s.
+
+    forward(xs: (B, T, D), h0: (L * dirs, B, H) or None) -> hs: (B, T, dirs * H),
+    the top layer's states; h0 is ordered as torch orders it (layer by layer,
+    directions within a layer).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        n_layers: int = 2,
+        nonlinearity: str = "tanh",
+        bidirectional: bool = False,
+        *,
+        fast: bool = False,
+    ):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers should be at least 1, got {n_layers}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.directions = 2 if bidirectional else 1
+        sizes = [input_size] + [self.directions * hidden_size] * (n_layers - 1)
+        self.layers = nn.ModuleList(
+            [RNN(d, hidden_size, nonlinearity, bidirectional, fast=fast) for d in sizes]
+        )
+
+    def forward(self, xs: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        check_dims("xs", xs, 3)
+        if h0 is not None:
+            check_dims("h0", h0, 3)
+            if h0.shape[0] != self.n_layers * self.directions:
+                raise ValueError(
+                    f"h0 should hold {self.n_layers * self.directions} states (layers x "
+                    f"directions), got {h0.shape[0]}"
+                )
+        hs = xs
+        for layer, rnn in enumerate(self.layers):
+            dirs = slice(layer * self.directions, (layer + 1) * self.directions)
+            hs = rnn(hs, None if h0 is None else h0[dirs])  # (B, T, dirs * H)
+        return hs
+
+    @torch.no_grad()
+    def load_from_torch(self, module: nn.RNN) -> StackedRNN:
+        """Copy the weights of a ``torch.nn.RNN`` with as many layers and the same sizes."""
+        if module.num_layers != self.n_layers:
+            raise ValueError(f"layer counts differ: {module.num_layers} (torch) vs {self.n_layers}")
+        for layer, rnn in enumerate(self.layers):
+            rnn.load_from_torch(module, layer)
         return self

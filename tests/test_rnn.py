@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seqlab.rnn import RNN, check_dims, rnn_forward, rnn_step
+from seqlab.rnn import RNN, StackedRNN, check_dims, rnn_forward, rnn_step
 
 pytestmark = pytest.mark.rnn_gradients
 
@@ -113,3 +113,66 @@ def test_fast_linear_rnn_runs_the_loop():
     fast.load_state_dict(slow.state_dict())
     xs = torch.randn(2, 4, 2, dtype=torch.float64)
     torch.testing.assert_close(fast(xs), slow(xs), rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ stacked RNNs
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("fast", [False, True])
+def test_stacked_rnn_matches_torch_nn_rnn_with_num_layers(layers, bidirectional, fast):
+    torch.manual_seed(layers)
+    ref = torch.nn.RNN(
+        3, 5, num_layers=layers, batch_first=True, bidirectional=bidirectional
+    ).double()
+    ours = StackedRNN(3, 5, layers, bidirectional=bidirectional, fast=fast).double()
+    ours.load_from_torch(ref)
+    dirs = 2 if bidirectional else 1
+    xs = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
+    for h0 in (None, torch.randn(layers * dirs, 4, 5, dtype=torch.float64)):
+        want, _ = ref(xs, h0)
+        got = ours(xs, h0)
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        weights = torch.randn_like(want)
+        (g_want,) = torch.autograd.grad((want * weights).sum(), xs)
+        (g_got,) = torch.autograd.grad((got * weights).sum(), xs)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-6, atol=1e-6)
+    # the first layer's recurrent weights get the same gradient as torch's
+    weights = torch.randn(4, 7, dirs * 5, dtype=torch.float64)
+    (gw_want,) = torch.autograd.grad((ref(xs)[0] * weights).sum(), ref.weight_hh_l0)
+    (gw_got,) = torch.autograd.grad((ours(xs) * weights).sum(), ours.layers[0].W_hh[0])
+    torch.testing.assert_close(gw_got, gw_want.T, rtol=1e-6, atol=1e-6)
+
+
+def test_stacked_rnn_is_its_layers_applied_in_turn_and_counts_its_parameters():
+    torch.manual_seed(0)
+    stack = StackedRNN(3, 4, 3).double()
+    xs = torch.randn(2, 5, 3, dtype=torch.float64)
+    hs = xs
+    for layer in stack.layers:
+        hs = layer(hs)
+    torch.testing.assert_close(stack(xs), hs, rtol=0, atol=0)
+    D, H = 3, 4  # one bias per layer, where torch keeps two
+    assert sum(p.numel() for p in stack.parameters()) == H * (D + H + 1) + 2 * H * (2 * H + 1)
+    ref = torch.nn.RNN(3, 4, num_layers=3)
+    assert (
+        sum(p.numel() for p in ref.parameters())
+        == sum(p.numel() for p in stack.parameters()) + 3 * H
+    )
+
+
+def test_stacked_rnn_rejects_mismatched_torch_modules_and_states():
+    stack = StackedRNN(3, 4, 2)
+    with pytest.raises(ValueError, match="layer counts differ: 3 \\(torch\\) vs 2"):
+        stack.load_from_torch(torch.nn.RNN(3, 4, num_layers=3))
+    with pytest.raises(ValueError, match="layer 0 of the nn.RNN reads 5 features"):
+        stack.load_from_torch(torch.nn.RNN(5, 4, num_layers=2))
+    with pytest.raises(ValueError, match="in 2 direction"):
+        stack.load_from_torch(torch.nn.RNN(3, 4, num_layers=2, bidirectional=True))
+    with pytest.raises(ValueError, match="h0 should hold 2 states"):
+        stack(torch.randn(2, 5, 3), torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match="n_layers should be at least 1"):
+        StackedRNN(3, 4, 0)
+    with pytest.raises(ValueError, match="layer should be in"):
+        RNN(4, 4).load_from_torch(torch.nn.RNN(3, 4, num_layers=2), layer=2)

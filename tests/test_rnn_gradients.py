@@ -3,6 +3,7 @@ its explorer (live in Jupyter, a player in the book)."""
 
 import math
 import re
+from pathlib import Path
 
 import ipywidgets
 import matplotlib.pyplot as plt
@@ -13,14 +14,18 @@ from seqlab.base.explorer import player_frames
 from seqlab.base.train import History
 from seqlab.chapters.rnn_gradients import (
     ClippingSetup,
+    SavedTensorMeter,
     SpectralRadiusExplorer,
     baseline_mse,
     clipping_experiment,
+    depth_experiment,
     gradient_norm_curves,
     late_loss,
+    mean_task_batch,
     sensitivity_experiment,
     share_on_wall,
     spectral_radius_explorer,
+    truncation_experiment,
 )
 
 pytestmark = pytest.mark.rnn_gradients
@@ -85,6 +90,87 @@ def test_share_on_wall_counts_the_entries_clamped_to_either_wall():
     w = torch.tensor([1.0, -1.0, 0.5, 0.0, -0.9999999])
     assert share_on_wall(w, 1.0) == pytest.approx(3 / 5)
     assert share_on_wall(w, 2.0) == 0.0
+
+
+# ------------------------------------------------------------------ truncated BPTT and depth
+
+
+def test_saved_tensor_meter_counts_what_autograd_keeps_and_sees_it_freed():
+    w = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with SavedTensorMeter() as meter:
+        h = x
+        for _ in range(5):
+            h = torch.tanh(h @ w)  # saves h and w for the matmul, the output for tanh
+        assert meter.live == 14  # the first matmul keeps no w: x needs no gradient
+        h.sum().backward()
+    assert meter.peak == 14 and meter.live == 0
+    # distinct storages: x and w once, and the five outputs of tanh
+    assert meter.peak_bytes == (x.numel() + w.numel() + 5 * 3 * 4) * 8
+    with SavedTensorMeter() as meter:
+        with torch.no_grad():
+            torch.tanh(x @ w)
+    assert meter.peak == 0
+
+
+@pytest.fixture(scope="module")
+def truncation():
+    _, model = clipping_experiment("gradient", cfg=ClippingSetup(steps=30), random_seed=1)
+    cfg = ClippingSetup()
+    return truncation_experiment(model, cfg, ks=(1, 4, 10, 40), batch_size=32, repeats=2)
+
+
+def test_truncation_to_the_whole_sequence_is_full_bptt(truncation):
+    results, _ = truncation
+    full = results[-1]
+    assert full.k == 40 and full.cosine == pytest.approx(1.0) and full.relative_error == 0.0
+
+
+def test_truncated_gradient_is_the_sum_of_the_last_k_per_step_terms(truncation):
+    """The loss reads the last state only: truncation to k keeps the terms of the
+    last chunk, exactly those of full BPTT (their deltas never cross a detach)."""
+    results, terms = truncation
+    T = terms.shape[0]
+    for r in results:
+        torch.testing.assert_close(terms[T - r.k :].sum(0), r.gradient, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(terms.sum(0), results[-1].gradient, rtol=1e-10, atol=1e-12)
+
+
+def test_truncation_is_biased_and_its_memory_grows_with_k(truncation):
+    results, _ = truncation
+    assert results[0].cosine < 0.9 and results[0].relative_error > 0.1
+    saved = [r.saved_tensors for r in results]
+    assert saved == sorted(saved) and saved[-1] > 10 * saved[0]
+    assert all(r.seconds > 0 for r in results)
+    nbytes = [r.saved_bytes for r in results]
+    assert nbytes == sorted(nbytes)
+
+
+def test_truncation_experiment_leaves_the_model_untouched():
+    _, model = clipping_experiment("gradient", cfg=ClippingSetup(steps=5))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    truncation_experiment(model, ks=(5,), batch_size=4, repeats=1)
+    for name, p in model.named_parameters():
+        assert p.dtype == torch.float32
+        assert torch.equal(p.detach(), before[name]), name
+
+
+def test_mean_task_batch_targets_the_scaled_mean():
+    cfg = ClippingSetup()
+    x, y = mean_task_batch(cfg, batch_size=8)
+    assert x.shape == (8, cfg.seq_len, 1) and y.shape == (8, 1)
+    torch.testing.assert_close(y, cfg.target_scale * x.mean(dim=1))
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_depth_experiment_counts_parameters_and_the_gradient_fades_with_depth():
+    out = depth_experiment(depths=(1, 2, 3), seq_len=20, batch_size=16)
+    D, H = 8, 32
+    for depth, row in out.items():
+        assert row["parameters"] == H * (D + H + 1) + (depth - 1) * H * (2 * H + 1)
+        assert row["sensitivity"].shape == (20,)
+    last = [out[depth]["sensitivity"][-1].item() for depth in (1, 2, 3)]
+    assert last[0] > last[1] > last[2]
 
 
 # ------------------------------------------------------------------ the explorer
@@ -172,3 +258,18 @@ def test_explorer_leaves_no_pyplot_figures_behind():
 def test_explorer_rejects_fewer_than_two_rho_values():
     with pytest.raises(ValueError, match=r"at least 2 values, got \[1.0\]"):
         SpectralRadiusExplorer(rhos=(1.0,))
+
+
+# ------------------------------------------------------------------ the page's new sections
+
+
+def test_page_derives_the_weight_gradient_and_measures_truncation_and_depth():
+    """Issue 19, item 2: dL/dW_hh as a sum over time checked against autograd, truncated
+    BPTT's bias and cost measured on the chapter's task, and stacked RNNs."""
+    page = (Path(__file__).resolve().parents[1] / "book" / "rnn_gradients.md").read_text()
+    assert "$$ (w-hh-sum)" in page and "$$ (bptt-recursion)" in page
+    assert "assert sum_difference < 1e-12" in page
+    assert "truncation_experiment(trained, setup, ks=ks)" in page
+    assert "depth_experiment(depths=" in page
+    for key in ("williams1990", "sutskever2013", "graves2013", "pascanu2014"):
+        assert key in page

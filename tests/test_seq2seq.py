@@ -11,14 +11,20 @@ import torch.nn.functional as F
 from seqlab.base import checkpoints
 from seqlab.base.data import Example, dates_task, make_batch, translation_task
 from seqlab.base.decoding import beam_search, greedy_decode, one_at_a_time
+from seqlab.base.metrics import perplexity
 from seqlab.chapters.seq2seq import (
     CHECKPOINTS,
     PRESETS,
     Preset,
+    accuracy_after_first_error,
+    accuracy_by_position,
     beam_explorer,
     beam_one_sentence_at_a_time,
     checkpoint_path,
+    common_subsequence_length,
     exact_match_by_source_length,
+    exposure_bias,
+    first_error,
     first_word_probs,
     history_of,
     length_statistics,
@@ -26,6 +32,7 @@ from seqlab.chapters.seq2seq import (
     make_checkpoint,
     pooled_exact_match,
     task_of,
+    teacher_forced,
     where_greedy_parts,
 )
 from seqlab.seq2seq import (
@@ -312,7 +319,7 @@ def test_where_greedy_parts_finds_the_first_difference_and_its_probabilities(tas
     assert t == 1
     assert p_first == pytest.approx(probs[first[1]].item(), abs=1e-6)
     assert p_other == pytest.approx(probs[other[1]].item(), abs=1e-6)
-    (greedy, _), = decode_ids(model, task, [ex], "greedy")[0]
+    ((greedy, _),) = decode_ids(model, task, [ex], "greedy")[0]
     t, p_greedy, p_other = where_greedy_parts(model, task, ex, greedy, [(greedy[0] + 1) % len(V)])
     assert t == 0 and p_greedy >= p_other  # greedy takes the most probable token
     with pytest.raises(ValueError, match="do not differ"):
@@ -343,3 +350,48 @@ def test_beam_one_sentence_at_a_time_agrees_with_one_hypothesis_per_call(task):
     batched = decode_ids(model, task, exs, "beam", beam_size=3, max_len=12)
     for a, b, c in zip(plain, slow, batched, strict=True):
         assert [h for h, _ in a] == [h for h, _ in b] == [h for h, _ in c]
+
+
+def test_first_error_accuracy_by_position_and_after_the_first_error():
+    assert first_error([1, 2, 3], [1, 2, 3]) is None
+    assert first_error([1, 5, 3], [1, 2, 3]) == 1
+    assert first_error([1, 2], [1, 2, 3]) == 2 and first_error([1, 2, 3, 4], [1, 2, 3]) == 3
+    refs = [[1, 2, 3, 9], [4, 5, 9]]
+    outs = [[1, 3, 9], [4, 5, 9]]  # the first drops a token: the rest shifts left
+    assert accuracy_by_position(outs, refs) == {0: (1.0, 2), 1: (0.5, 2), 2: (0.5, 2), 3: (0.0, 1)}
+    errors = [first_error(o, r) for o, r in zip(outs, refs, strict=True)]
+    assert errors == [1, None]
+    assert accuracy_after_first_error(outs, refs, errors) == (0.0, 2)  # 3, 9 shifted: wrong
+    assert accuracy_after_first_error(outs, refs, errors, aligned=True) == (0.5, 2)  # 9 aligns
+    assert common_subsequence_length("abcbdab", "bdcaba") == 4
+    assert common_subsequence_length("", "ab") == 0 and common_subsequence_length("ab", "ab") == 2
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_exposure_bias_reads_the_test_set_teacher_forced_and_free_running(task, cell):
+    model = _model(task, cell).float()
+    train_seq2seq(model, task, epochs=2, batch_size=32, lr=1e-2, eval_every=100)
+    exs = task.test[:30]
+    report = exposure_bias(model, task, exs)
+    logits, targets = teacher_forced(model, task, exs)
+    # perplexity is exp of the teacher-forced loss per token, as mean_nll computes it
+    assert report["perplexity"] == pytest.approx(math.exp(mean_nll(model, task, exs)), rel=1e-5)
+    assert report["perplexity"] == perplexity(logits, targets, task.tgt_vocab.pad_id)
+    # greedy follows the reference until the teacher-forced decoder first errs ...
+    assert report["same first error"]
+    # ... so a sentence is exactly right iff teacher forcing makes no mistake in it
+    assert report["exact match"] == pytest.approx(
+        sum(e is None for e in report["first errors"]) / len(exs)
+    )
+    scores = evaluate(model, task, exs)
+    assert report["exact match"] == scores["exact_match"] and report["bleu"] == scores["bleu"]
+    for way in ("teacher forced", "free running"):
+        by_t = report["by position"][way]
+        assert by_t[0][1] == len(exs) and 0 <= report[way] <= 1
+        n_tokens = sum(len(ex.target) + 1 for ex in exs)
+        assert sum(n for _, n in by_t.values()) == n_tokens
+        assert report[way] == pytest.approx(sum(a * n for a, n in by_t.values()) / n_tokens)
+        plain, aligned = report["after first error"][way], report["after first error, aligned"][way]
+        assert aligned[1] == plain[1] and aligned[0] >= plain[0]
+    # position 0 is read the same way (bos) by both
+    assert report["by position"]["teacher forced"][0] == report["by position"]["free running"][0]

@@ -17,7 +17,15 @@ whether the decoder is an RNN, an RNN with attention or a transformer.
   .. math::  \text{score}(y) = \frac{\sum_t \log p(y_t \mid y_{<t}, x)}{|y|^{\alpha}}
 
   with :math:`\alpha` the ``length_penalty`` (0: the plain sum, which favours
-  short sentences; 1: the mean log-probability per token; Wu et al., 2016);
+  short sentences; 1: the mean log-probability per token). Dividing by
+  :math:`|y|^{\alpha}` is the common simplification of the length penalty of
+  Wu et al. (2016, sec. 7), who divide by
+  :math:`\mathrm{lp}(y) = ((5 + |y|) / 6)^{\alpha}` and add a coverage penalty
+  computed from the attention weights (left out here: it needs attention);
+* :func:`rerank` re-scores finished hypotheses with either penalty
+  (:func:`length_penalty_divisor`); the search itself ranks partial
+  hypotheses by the plain sum, so re-ranking the output of a search with
+  ``length_penalty=0`` gives what a search with the penalty returns;
 * :func:`batched_beam_search` is the same search for many sentences at once,
   with every hypothesis of every sentence in one ``step`` call: the fast one.
 """
@@ -56,8 +64,36 @@ def greedy_decode(step: Step, state: torch.Tensor, bos_id: int, eos_id: int, max
     return out
 
 
+PENALTIES = ("power", "wu")
+
+
+def length_penalty_divisor(length: int, alpha: float, form: str = "power") -> float:
+    """What a hypothesis's sum of log-probs is divided by, for ``length`` tokens.
+
+    form "power": ``length ** alpha``, the common simplification (a length of 0
+    counts as 1); "wu": ``((5 + length) / 6) ** alpha``, the length penalty of
+    Wu et al. (2016, sec. 7, without their coverage penalty), 1 for one token.
+    """
+    if form not in PENALTIES:
+        raise ValueError(f"form should be one of {PENALTIES}, got {form!r}")
+    if form == "wu":
+        return ((5 + length) / 6) ** alpha
+    return max(length, 1) ** alpha
+
+
 def _normalise(total: float, length: int, length_penalty: float) -> float:
-    return total / max(length, 1) ** length_penalty
+    return total / length_penalty_divisor(length, length_penalty)
+
+
+def rerank(
+    hypotheses: list[tuple[list[int], float]], alpha: float, form: str = "power"
+) -> list[tuple[list[int], float]]:
+    """Finished hypotheses [(tokens, sum of log-probs)], as a search with
+    ``length_penalty=0`` returns them, scored by sum / :func:`length_penalty_divisor`
+    (len(tokens), alpha, form) instead. -> [(tokens, score)], best first."""
+    ranked = [(seq, s / length_penalty_divisor(len(seq), alpha, form)) for seq, s in hypotheses]
+    ranked.sort(key=lambda item: item[1], reverse=True)
+    return ranked
 
 
 def beam_search(

@@ -43,6 +43,7 @@ from seqlab.chapters.seq2seq import (
 )
 from seqlab.chapters.seq2seq import history_of as history_of  # re-exported for the page
 from seqlab.chapters.seq2seq import task_of as task_of  # re-exported for the page
+from seqlab.luong import LuongConfig, LuongSeq2Seq
 from seqlab.seq2seq import Seq2Seq, Seq2SeqConfig, decode_ids, evaluate, make_task, train_seq2seq
 
 
@@ -62,6 +63,14 @@ class Preset:
     seed: int = 0  # initialisation and the order of the batches
 
 
+@dataclass
+class LuongPreset(Preset):
+    """A model with Luong et al.'s (2015) decoder (:class:`seqlab.luong.LuongSeq2Seq`)."""
+
+    score: str = "general"  # "general" (h_t^T W_a h_s) or "dot"
+    input_feeding: bool = True  # feed the attentional vector to the next step's input
+
+
 # Attention models learn these tasks within a few epochs; the models without
 # attention get chapter 3's ten.
 PRESETS = {
@@ -70,6 +79,12 @@ PRESETS = {
     "translation_plain_32": Preset("translation", score=None, hidden=32),
     "translation_additive_128": Preset("translation", hidden=128, epochs=4),
     "dates_additive_64": Preset("dates", hidden=64, epochs=3),
+    # Luong et al.'s decoder at the size and training of the other H = 32 attention models
+    "translation_luong_general_32": LuongPreset("translation", hidden=32, epochs=4),
+    "translation_luong_general_nofeed_32": LuongPreset(
+        "translation", hidden=32, epochs=4, input_feeding=False
+    ),
+    "translation_luong_dot_32": LuongPreset("translation", score="dot", hidden=32, epochs=4),
 }
 CHECKPOINTS = {f"attention_{name}": preset for name, preset in PRESETS.items()}
 
@@ -81,6 +96,10 @@ def checkpoint_path(name: str) -> Path:
 
 def build(preset: Preset, task: Task) -> nn.Module:
     """An untrained model of a preset, for a task's vocabularies."""
+    if isinstance(preset, LuongPreset):
+        luong = LuongConfig(len(task.src_vocab), len(task.tgt_vocab), preset.emb, preset.hidden,
+                            "gru", preset.score, preset.input_feeding)  # fmt: skip
+        return LuongSeq2Seq(luong)
     cfg = AttentionConfig(len(task.src_vocab), len(task.tgt_vocab), preset.emb, preset.hidden,
                           "gru", preset.score or "additive", preset.attention)  # fmt: skip
     return Seq2Seq(cfg.seq2seq()) if preset.score is None else AttentionSeq2Seq(cfg)
@@ -117,9 +136,12 @@ def make_checkpoint(name: str, progress: bool = False, device="cpu") -> Path:
 
 
 def model_from(saved: checkpoints.Saved) -> nn.Module:
-    """The model of a loaded checkpoint, in eval mode, its meta as ``model.meta``: an
-    :class:`AttentionSeq2Seq` when the config names a score, else chapter 3's Seq2Seq."""
-    if "score" in saved.config:
+    """The model of a loaded checkpoint, in eval mode, its meta as ``model.meta``: a
+    :class:`~seqlab.luong.LuongSeq2Seq` when the config has ``input_feeding``, an
+    :class:`AttentionSeq2Seq` when it names a score, else chapter 3's Seq2Seq."""
+    if "input_feeding" in saved.config:
+        model = LuongSeq2Seq(LuongConfig(**saved.config))
+    elif "score" in saved.config:
         model = AttentionSeq2Seq(AttentionConfig(**saved.config))
     else:
         model = Seq2Seq(Seq2SeqConfig(**saved.config))

@@ -42,11 +42,13 @@ INPUT_SIZE = 2  # the adding problem's two features per step: a value and a mark
 def adding_batch(
     batch_size: int, seq_len: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of the adding problem (Hochreiter & Schmidhuber, 1997).
+    """A batch of the adding problem, in the variant of Le et al. (2015) and Arjovsky et al. (2016).
 
     Each step carries two features: a value drawn uniformly from [0, 1] and a
     marker, 1 at exactly two steps (one in each half of the sequence) and 0
-    elsewhere. The target is the sum of the two marked values.
+    elsewhere. The target is the sum of the two marked values. (Hochreiter &
+    Schmidhuber's original, 1997, experiment 4, drew the values from [-1, 1]
+    and asked for 0.5 + (X1 + X2) / 4.)
     -> (xs (B, T, 2), ys (B, 1)).
     """
     if seq_len < 2:

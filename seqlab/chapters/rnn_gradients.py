@@ -3,12 +3,17 @@
 Each function runs one experiment of the book chapter and returns numbers,
 so that the page, the exercise and the tests all compute the same thing. The
 chapter's explorer, :func:`spectral_radius_explorer`, puts the spectral radius
-of W_hh on a slider; :func:`sci` and :func:`percent` write the page's numbers
-into its prose.
+of W_hh on a slider (the page writes its numbers into the prose with
+:mod:`seqlab.base.book`). :func:`truncation_experiment` measures the bias and the cost of
+truncated backpropagation through time on the clipping experiment's task, and
+:func:`depth_experiment` compares stacked RNNs of several depths.
 """
 
 from __future__ import annotations
 
+import copy
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,12 +27,14 @@ from ..base.env import seed
 from ..base.explorer import Explorer
 from ..base.plots import course_style, plot_norms_against_distance
 from ..base.train import History, train
-from ..gradients import hidden_gradient_norms, input_sensitivity, scale_spectral_radius
-from ..rnn import RNN
-
-# ------------------------------------------------------------------ numbers for the prose
-
-
+from ..gradients import (
+    hidden_gradient_norms,
+    input_sensitivity,
+    scale_spectral_radius,
+    truncated_bptt,
+    w_hh_gradient_terms,
+)
+from ..rnn import RNN, StackedRNN
 
 # ------------------------------------------------------------------ the experiments
 
@@ -176,6 +183,193 @@ def sensitivity_experiment(
         rnn = RNN(input_size, hidden_size, bidirectional=bidirectional)
         s = input_sensitivity(rnn, xs, generator=g)
         out[name] = s / s.sum()
+    return out
+
+
+# ------------------------------------------------------------------ truncated BPTT
+
+
+class _Saved:
+    """What the pack hook hands autograd: the tensor, in a box a finalizer can watch."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+
+class SavedTensorMeter:
+    """Counts what autograd keeps for the backward pass while the context is open.
+
+    Every tensor a forward operation saves for its backward is counted while it
+    is alive (until the backward pass, or the graph, frees it). ``peak`` is the
+    largest number alive at once; ``peak_bytes`` the largest total size of the
+    storages they keep alive, each storage counted once (a view of the input
+    and a weight saved at every step cost nothing extra).
+    """
+
+    def __init__(self):
+        self.live = 0  # saved tensors alive now
+        self.peak = 0  # the most alive at once
+        self.peak_bytes = 0  # the most bytes of distinct storages alive at once
+        self._storages: dict[int, list[int]] = {}  # data pointer -> [count, bytes]
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+
+    def __enter__(self) -> SavedTensorMeter:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+    def _pack(self, tensor: torch.Tensor) -> _Saved:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        entry = self._storages.setdefault(key, [0, storage.nbytes()])
+        entry[0] += 1
+        self.live += 1
+        self.peak = max(self.peak, self.live)
+        live_bytes = sum(size for _, size in self._storages.values())
+        self.peak_bytes = max(self.peak_bytes, live_bytes)
+        # detached: a box holding an op's own output would otherwise keep that output's
+        # graph alive in a reference cycle (output -> grad_fn -> box -> output)
+        box = _Saved(tensor.detach())
+        weakref.finalize(box, self._release, key)
+        return box
+
+    def _release(self, key: int) -> None:
+        self.live -= 1
+        entry = self._storages[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            del self._storages[key]
+
+    @staticmethod
+    def _unpack(box: _Saved) -> torch.Tensor:
+        return box.tensor
+
+
+@dataclass
+class TruncationResult:
+    """Truncated BPTT with chunks of k steps against full BPTT, on one batch."""
+
+    k: int  # the chunk length: the state is detached every k steps
+    cosine: float  # cosine similarity of the truncated gradient of W_hh with the full one
+    relative_error: float  # ||g_k - g|| / ||g|| for the gradients of W_hh
+    saved_tensors: int  # the most tensors autograd held for the backward pass at once
+    saved_bytes: int  # the most bytes of distinct storages those tensors kept alive
+    seconds: float  # median time of one forward and backward pass over the batch
+    gradient: torch.Tensor  # the truncated gradient of W_hh, (H, H)
+
+
+def mean_task_batch(
+    cfg: ClippingSetup, batch_size: int = 256, random_seed: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of the clipping experiment's task: xs (B, T, 1) uniform on [-1, 1],
+    targets (B, 1) = target_scale * the mean of each sequence."""
+    g = seed(random_seed)
+    x = torch.rand(batch_size, cfg.seq_len, 1, generator=g) * 2 - 1  # (B, T, 1)
+    return x, cfg.target_scale * x.mean(dim=1)  # (B, 1)
+
+
+def truncation_experiment(
+    model: torch.nn.ModuleDict,
+    cfg: ClippingSetup | None = None,
+    ks: Sequence[int] = (1, 2, 5, 10, 20, 40),
+    batch_size: int = 256,
+    random_seed: int = 1000,
+    repeats: int = 15,
+) -> tuple[list[TruncationResult], torch.Tensor]:
+    """The gradient of the clipping task's loss under truncated BPTT, for each k in ``ks``.
+
+    ``model`` is a clipping experiment's model ({"rnn": RNN, "head": Linear});
+    a float64 copy of it reads one batch of the task (:func:`mean_task_batch`),
+    and :func:`seqlab.gradients.truncated_bptt` computes the gradient of the
+    loss (at the last step only) with the state detached every k steps. Each
+    result compares the gradient of W_hh with full BPTT's (k = T) and records
+    the cost: the saved tensors at their peak (:class:`SavedTensorMeter`) and
+    the median time of ``repeats`` passes. Returns (results, terms), terms
+    (T, H, H) being full BPTT's per-step terms of the gradient of W_hh
+    (:func:`seqlab.gradients.w_hh_gradient_terms`).
+    """
+    cfg = cfg or ClippingSetup()
+    model = copy.deepcopy(model).double()
+    rnn, head = model["rnn"], model["head"]
+    x, y = mean_task_batch(cfg, batch_size, random_seed)
+    x, y = x.double(), y.double()
+    T = cfg.seq_len
+
+    def chunk_loss(hs: torch.Tensor, start: int) -> torch.Tensor | None:
+        if start + hs.shape[1] < T:
+            return None  # the loss reads the last state only
+        return ((head(hs[:, -1]) - y) ** 2).mean()
+
+    def gradient(k: int) -> tuple[torch.Tensor, SavedTensorMeter]:
+        model.zero_grad()
+        with SavedTensorMeter() as meter:
+            truncated_bptt(rnn, x, k, chunk_loss)
+        return rnn.W_hh[0].grad.detach().clone(), meter
+
+    full, _ = gradient(T)
+    # time every k once per round, so that a busy moment of the machine (or the
+    # first, slower calls) does not fall on one k only
+    for k in ks:
+        gradient(k)  # warm up
+    seconds: dict[int, list[float]] = {k: [] for k in ks}
+    for _ in range(repeats):
+        for k in ks:
+            start = time.perf_counter()
+            gradient(k)
+            seconds[k].append(time.perf_counter() - start)
+    results = []
+    for k in ks:
+        g, meter = gradient(k)
+        cosine = torch.nn.functional.cosine_similarity(g.flatten(), full.flatten(), dim=0)
+        results.append(
+            TruncationResult(
+                k=k,
+                cosine=cosine.item(),
+                relative_error=((g - full).norm() / full.norm()).item(),
+                saved_tensors=meter.peak,
+                saved_bytes=meter.peak_bytes,
+                seconds=float(np.median(seconds[k])),
+                gradient=g,
+            )
+        )
+    # the same gradient, term by term: the loss sends back dL/dh_T only
+    hs = rnn(x)  # (B, T, H)
+    (dl_dhs,) = torch.autograd.grad(((head(hs[:, -1]) - y) ** 2).mean(), hs)
+    h0 = x.new_zeros(batch_size, rnn.hidden_size)
+    terms = w_hh_gradient_terms(hs.detach(), h0, rnn.W_hh[0].detach(), dl_dhs)
+    return results, terms
+
+
+# ------------------------------------------------------------------ stacked RNNs
+
+
+def depth_experiment(
+    depths: Sequence[int] = (1, 2, 3, 4),
+    seq_len: int = 50,
+    input_size: int = 8,
+    hidden_size: int = 32,
+    batch_size: int = 64,
+    random_seed: int = 0,
+) -> dict[int, dict[str, int | torch.Tensor]]:
+    """Parameters and input sensitivity of stacked RNNs of each depth.
+
+    For each number of layers L, a :class:`seqlab.rnn.StackedRNN` with torch's
+    default initialisation reads the same random sequences. Returns
+    {L: {"parameters": int, "sensitivity": (T,)}}: the sensitivity is
+    :func:`seqlab.gradients.input_sensitivity`, the mean norm of the gradient of
+    the top layer's last state with respect to each input x_t (not normalised).
+    """
+    g = seed(random_seed)
+    xs = torch.randn(batch_size, seq_len, input_size, generator=g)
+    out = {}
+    for depth in depths:
+        rnn = StackedRNN(input_size, hidden_size, depth)
+        out[depth] = {
+            "parameters": sum(p.numel() for p in rnn.parameters()),
+            "sensitivity": input_sensitivity(rnn, xs, generator=g),
+        }
     return out
 
 

@@ -1,5 +1,6 @@
-"""Chapter 3's experiments: the shipped encoder-decoders, what the page measures on them,
-and the beam-search explorer.
+"""Chapter 3's experiments: the shipped encoder-decoders, what the page measures on them
+(exposure bias included: teacher forced against free running, Bengio et al., 2015;
+Ranzato et al., 2016), and the beam-search explorer.
 
 The three models of the chapter (dates, translation, translation read
 backwards) take minutes each to train on a CPU, longer than a book page may
@@ -25,11 +26,13 @@ from seqlab.base import checkpoints
 from seqlab.base.data import Example, Task, make_batch
 from seqlab.base.decoding import beam_search
 from seqlab.base.explorer import Explorer
+from seqlab.base.metrics import corpus_bleu, exact_match, perplexity, token_accuracy
 from seqlab.base.plots import INK, PALETTE, course_style
 from seqlab.base.train import History
 from seqlab.seq2seq import (
     Seq2Seq,
     Seq2SeqConfig,
+    decode_ids,
     evaluate,
     make_task,
     train_seq2seq,
@@ -215,6 +218,123 @@ def beam_one_sentence_at_a_time(
         step = wrap(step) if wrap is not None else step
         out.append(beam_search(step, state, tv.bos_id, tv.eos_id, beam_size, max_len))
     return out
+
+
+# ---------------------------------------------------------------------- exposure bias
+
+
+@torch.no_grad()
+def teacher_forced(
+    model: nn.Module, task: Task, examples: Sequence[Example], reverse_source: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's logits when it reads the true previous tokens, all examples in one batch.
+
+    -> (logits (B, T, V), targets (B, T)): targets are each reference + eos,
+    padded with the target vocabulary's pad_id.
+    """
+    model.eval()
+    batch = make_batch(list(examples), task, reverse_source, _device(model))
+    return model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out
+
+
+def first_error(output: Sequence[int], reference: Sequence[int]) -> int | None:
+    """The first position where ``output`` differs from ``reference`` (a token missing from
+    either counts as a difference), or None when they are equal."""
+    for t in range(max(len(output), len(reference))):
+        if t >= len(output) or t >= len(reference) or output[t] != reference[t]:
+            return t
+    return None
+
+
+def accuracy_by_position(
+    outputs: Sequence[Sequence[int]], references: Sequence[Sequence[int]]
+) -> dict[int, tuple[float, int]]:
+    """{t: (share of the references long enough to have a token at t whose output has the
+    same token there, how many references have one)}, t = 0, 1, ... in order."""
+    right: dict[int, list[bool]] = {}
+    for out, ref in zip(outputs, references, strict=True):
+        for t, token in enumerate(ref):
+            right.setdefault(t, []).append(t < len(out) and out[t] == token)
+    return {t: (sum(v) / len(v), len(v)) for t, v in sorted(right.items())}
+
+
+def common_subsequence_length(a: Sequence, b: Sequence) -> int:
+    """The length of the longest common subsequence of a and b (dynamic programming)."""
+    previous = [0] * (len(b) + 1)  # previous[j]: LCS of the prefix of a so far and b[:j]
+    for x in a:
+        row = [0]
+        for j, y in enumerate(b):
+            row.append(previous[j] + 1 if x == y else max(previous[j + 1], row[j]))
+        previous = row
+    return previous[-1]
+
+
+def accuracy_after_first_error(
+    outputs: Sequence[Sequence[int]],
+    references: Sequence[Sequence[int]],
+    first_errors: Sequence[int | None],
+    aligned: bool = False,
+) -> tuple[float, int]:
+    """(share of reference positions after each sentence's first error that the output gets
+    right, how many such positions); sentences without an error (None) are left out.
+
+    aligned=False compares position by position, so a missing or extra token
+    makes everything after it wrong; aligned=True counts instead the tokens of
+    the longest common subsequence of the two tails, the most a shifted output
+    can be given credit for.
+    """
+    right = total = 0
+    for out, ref, e in zip(outputs, references, first_errors, strict=True):
+        if e is None:
+            continue
+        if aligned:
+            right += common_subsequence_length(out[e + 1 :], ref[e + 1 :])
+        else:
+            right += sum(t < len(out) and out[t] == ref[t] for t in range(e + 1, len(ref)))
+        total += max(len(ref) - e - 1, 0)
+    return right / max(total, 1), total
+
+
+def exposure_bias(
+    model: nn.Module, task: Task, examples: Sequence[Example], reverse_source: bool = False
+) -> dict:
+    """The same test set read two ways: teacher forced (the decoder reads the reference) and
+    free running (greedy decoding, it reads its own outputs).
+
+    Token ids include eos. -> {"perplexity" (teacher forced), "teacher forced",
+    "free running": token accuracy by position over the whole set, "exact match"
+    and "bleu" (of greedy's output), "by position": {way: accuracy_by_position},
+    "after first error": {way: accuracy_after_first_error}, the same "..., aligned"
+    (aligned=True), "first errors": the
+    first teacher-forced mistake of each sentence (None if none), "same first
+    error": whether greedy's first mistake is the same one in every sentence}.
+    """
+    logits, targets = teacher_forced(model, task, examples, reverse_source)
+    tv = task.tgt_vocab
+    refs = [tv.encode(ex.target) + [tv.eos_id] for ex in examples]
+    forced = [row[: len(r)] for row, r in zip(logits.argmax(-1).tolist(), refs, strict=True)]
+    found = decode_ids(model, task, list(examples), "greedy", reverse_source=reverse_source)
+    free = [hyps[0][0] for hyps in found]
+    ways = {"teacher forced": forced, "free running": free}
+    errors = [first_error(f, r) for f, r in zip(forced, refs, strict=True)]
+    texts = [tv.decode(ids) for ids in free]
+    targets_text = [ex.target for ex in examples]
+    return {
+        "perplexity": perplexity(logits, targets, tv.pad_id),
+        **{way: token_accuracy(out, refs) for way, out in ways.items()},
+        "exact match": exact_match(texts, targets_text),
+        "bleu": corpus_bleu(texts, targets_text),
+        "by position": {way: accuracy_by_position(out, refs) for way, out in ways.items()},
+        "after first error": {
+            way: accuracy_after_first_error(out, refs, errors) for way, out in ways.items()
+        },
+        "after first error, aligned": {
+            way: accuracy_after_first_error(out, refs, errors, aligned=True)
+            for way, out in ways.items()
+        },
+        "first errors": errors,
+        "same first error": errors == [first_error(f, r) for f, r in zip(free, refs, strict=True)],
+    }
 
 
 # ---------------------------------------------------------------------- the explorer

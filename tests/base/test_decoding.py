@@ -10,7 +10,9 @@ from seqlab.base.decoding import (
     beam_search,
     exhaustive_search,
     greedy_decode,
+    length_penalty_divisor,
     one_at_a_time,
+    rerank,
 )
 
 pytestmark = pytest.mark.base
@@ -144,6 +146,31 @@ def test_length_penalty_divides_the_sum_by_length_to_the_power():
     # normalising favours longer sentences
     mean_len = lambda hyps: sum(len(t) for t, _ in hyps[:1])  # noqa: E731
     assert mean_len(per_token) >= mean_len(plain)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_reranking_a_plain_search_gives_the_search_with_the_penalty(alpha):
+    dec = TinyDecoder(V=4, seed=1, eos_bias=0.5)
+    plain = beam_search(dec.step, dec.h0, BOS, EOS, 5, 5, 0.0)
+    penalised = beam_search(dec.step, dec.h0, BOS, EOS, 5, 5, alpha)
+    got = rerank(plain, alpha)
+    assert [t for t, _ in got] == [t for t, _ in penalised]
+    assert [s for _, s in got] == pytest.approx([s for _, s in penalised], abs=1e-12)
+
+
+def test_wu_length_penalty_is_one_for_one_token_and_grows_slower_than_the_power():
+    """Wu et al. (2016, sec. 7): lp(y) = ((5 + |y|) / 6) ** alpha."""
+    assert length_penalty_divisor(1, 0.7, "wu") == pytest.approx(1.0)
+    assert length_penalty_divisor(7, 1.0, "wu") == pytest.approx(2.0)
+    assert length_penalty_divisor(13, 0.5, "wu") == pytest.approx(3**0.5)
+    for length in range(2, 30):
+        assert length_penalty_divisor(length, 1.0, "wu") < length_penalty_divisor(length, 1.0)
+    assert length_penalty_divisor(0, 1.0) == 1.0 and length_penalty_divisor(4, 0.0, "wu") == 1.0
+    with pytest.raises(ValueError, match="form"):
+        length_penalty_divisor(3, 1.0, "gnmt")
+    hyps = [([3, EOS], -1.0), ([3, 3, 3, 3, 3, 3, EOS], -2.5)]
+    assert rerank(hyps, 1.0, "wu")[0][0] == [3, EOS]  # -1 / (7/6) > -2.5 / 2
+    assert rerank(hyps, 1.0)[0][0] == [3, 3, 3, 3, 3, 3, EOS]  # -1 / 2 < -2.5 / 7
 
 
 def _random_case(seed, B):

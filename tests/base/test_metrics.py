@@ -9,6 +9,7 @@ from seqlab.base.metrics import (
     corpus_bleu,
     exact_match,
     ngram_counts,
+    sentence_bleu,
     token_accuracy,
 )
 
@@ -87,3 +88,27 @@ def test_corpus_bleu_equals_sacrebleu_on_random_corpora(seed):
         h = h[: rng.randint(0, len(h) + 1)] + [rng.choice(words)] * rng.randint(0, 2)
         hyps.append(h)
     assert corpus_bleu(hyps, refs) == pytest.approx(_sacre(hyps, refs), abs=1e-9)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("smooth", ["exp", "none"])
+def test_corpus_bleu_equals_sacrebleu_with_and_without_smoothing(case, smooth):
+    hyps, refs = CASES[case]
+    want = sacrebleu.corpus_bleu(
+        [" ".join(h) for h in hyps],
+        [[" ".join(r) for r in refs]],
+        tokenize="none",
+        smooth_method=smooth,
+    ).score
+    assert corpus_bleu(hyps, refs, smooth=smooth) == pytest.approx(want, abs=1e-9)
+
+
+def test_sentence_bleu_without_a_four_gram_match_is_zero_unless_smoothed():
+    hyp, ref = "the cat sat on a mat".split(), "the cat sat on the mat".split()
+    assert sentence_bleu(hyp, ref, smooth="none") == pytest.approx(
+        sacrebleu.sentence_bleu(" ".join(hyp), [" ".join(ref)], smooth_method="none",
+                                tokenize="none").score, abs=1e-9)  # fmt: skip
+    assert sentence_bleu("a b c x".split(), "a b c d".split(), smooth="none") == 0.0
+    assert sentence_bleu("a b c x".split(), "a b c d".split()) > 0.0
+    with pytest.raises(ValueError, match="smooth should be"):
+        corpus_bleu([hyp], [ref], smooth="floor")
