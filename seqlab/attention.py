@@ -499,19 +499,28 @@ class AttentionSeq2Seq(nn.Module):
         ``step.weights`` as (N, S) tensors.
         """
         keys, state = self.encoder.run(src, src_mask)  # (B, S, H), (B, ...)
-        B = keys.shape[0]
+        return search_step(self.decoder, keys, src_mask), state
 
-        @torch.no_grad()
-        def step(tokens: torch.Tensor, state: torch.Tensor):
-            K = tokens.shape[0] // B  # hypotheses per sentence
-            log_probs, state, weights = self.decoder.step(
-                tokens, state, keys.repeat_interleave(K, dim=0), src_mask.repeat_interleave(K, 0)
-            )
-            step.weights.append(weights)
-            return log_probs, state
 
-        step.weights = []
-        return step, state
+def search_step(decoder: nn.Module, keys: torch.Tensor, src_mask: torch.Tensor):
+    """The ``step(tokens, state) -> (log_probs, state)`` that chapter 3's searches call,
+    for an attention decoder (``decoder.step(tokens, state, keys, mask)`` returning
+    log-probabilities, state and weights) over encoder states ``keys`` (B, S, H): each
+    sentence's keys are repeated for its K = N / B hypotheses, and the weights of every
+    call are appended to ``step.weights``."""
+    B = keys.shape[0]
+
+    @torch.no_grad()
+    def step(tokens: torch.Tensor, state: torch.Tensor):
+        K = tokens.shape[0] // B  # hypotheses per sentence
+        log_probs, state, weights = decoder.step(
+            tokens, state, keys.repeat_interleave(K, dim=0), src_mask.repeat_interleave(K, 0)
+        )
+        step.weights.append(weights)
+        return log_probs, state
+
+    step.weights = []
+    return step
 
 
 # ---------------------------------------------------------------------------

@@ -36,7 +36,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attention import BidirectionalEncoder, DotProductAttention, dot_product_attention
+from .attention import (
+    BidirectionalEncoder,
+    DotProductAttention,
+    dot_product_attention,
+    search_step,
+)
 from .seq2seq import CELLS, Seq2SeqConfig, cell_step, make_rnn
 
 SCORES = ("general", "dot")
@@ -203,16 +208,4 @@ class LuongSeq2Seq(nn.Module):
         :meth:`seqlab.attention.AttentionSeq2Seq.decoder_start` does (rows of N =
         B * K hypotheses sentence-major; weights of every call in ``step.weights``)."""
         keys, final = self.encoder.run(src, src_mask)  # (B, S, H), (B, ...)
-        B = keys.shape[0]
-
-        @torch.no_grad()
-        def step(tokens: torch.Tensor, state: torch.Tensor):
-            K = tokens.shape[0] // B  # hypotheses per sentence
-            log_probs, state, weights = self.decoder.step(
-                tokens, state, keys.repeat_interleave(K, dim=0), src_mask.repeat_interleave(K, 0)
-            )
-            step.weights.append(weights)
-            return log_probs, state
-
-        step.weights = []
-        return step, self.decoder.initial_state(final)
+        return search_step(self.decoder, keys, src_mask), self.decoder.initial_state(final)
