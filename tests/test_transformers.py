@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seqlab.attention import alignment_scores
 from seqlab.base import checkpoints
@@ -18,6 +19,7 @@ from seqlab.chapters.transformers import (
     agreement_examples,
     attention_cost,
     build,
+    calibration,
     classifier_accuracy,
     classifier_from,
     config_of,
@@ -26,22 +28,32 @@ from seqlab.chapters.transformers import (
     fine_tune,
     head_alignment,
     head_explorer,
+    label_smoothed_loss,
     load_checkpoint,
+    load_runs,
     make_checkpoint,
     mask_tokens,
     mlm_batches,
     model_from,
+    noam_lr,
     offset_spread,
     pretrain_mlm,
     race,
     random_batch,
+    run_name,
+    schedule_run,
     sdpa_backend,
+    smoothed_targets,
+    smoothing_floor,
+    smoothing_temperature,
     softmax_saturation,
     step_seconds,
     steps_to,
     task_of,
     time_to,
     timed_training,
+    token_logits,
+    warmup_schedule,
 )
 from seqlab.seq2seq import evaluate
 from seqlab.transformer import MaskedLM, Transformer, TransformerConfig
@@ -420,3 +432,153 @@ def test_offset_spread_is_rounding_error_for_rotary_positions_only():
     spread = offset_spread(T=16, d=16)
     assert spread["rotary"] < 1e-12 < 1.0 < spread["sinusoidal"]
     assert spread["rotary_range"] > 1.0  # the scores do change with the offset
+
+
+# ---------------------------------------------------------------- warm-up and label smoothing
+
+
+def test_noam_lr_is_vaswanis_schedule_at_known_steps():
+    d, w = 512, 4000  # the paper's base model
+    assert noam_lr(1, d, w) == pytest.approx(512**-0.5 * 4000**-1.5, rel=1e-12)
+    assert noam_lr(4000, d, w) == pytest.approx(1 / math.sqrt(512 * 4000), rel=1e-12)
+    assert noam_lr(4000, d, w) == pytest.approx(6.98771242e-4, rel=1e-8)
+    assert noam_lr(16_000, d, w) == pytest.approx(noam_lr(4000, d, w) / 2, rel=1e-12)
+    assert noam_lr(2000, d, w) == pytest.approx(noam_lr(4000, d, w) / 2, rel=1e-12)  # linear
+    assert noam_lr(10, d, w, factor=2.0) == pytest.approx(2 * noam_lr(10, d, w), rel=1e-12)
+    with pytest.raises(ValueError, match="count from 1"):
+        noam_lr(0, d, w)
+
+
+def test_noam_lr_peaks_at_the_end_of_the_warm_up():
+    rates = [noam_lr(s, 64, 100) for s in range(1, 1001)]
+    assert rates.index(max(rates)) + 1 == 100
+    assert all(a < b for a, b in zip(rates[:99], rates[1:100], strict=True))  # rises
+    assert all(a > b for a, b in zip(rates[99:], rates[100:], strict=False))  # then decays
+
+
+def test_warmup_schedule_peaks_at_the_chosen_rate_on_trains_zero_based_steps():
+    lr_at = warmup_schedule(3e-3, 100, d_model=64)
+    assert lr_at(99) == pytest.approx(3e-3, rel=1e-12)  # step 100 counting from 1
+    assert lr_at(0) == pytest.approx(3e-3 / 100, rel=1e-12)
+    assert lr_at(399) == pytest.approx(3e-3 / 2, rel=1e-12)  # 1/sqrt(step) after the peak
+    assert max(lr_at(s) for s in range(1000)) == pytest.approx(3e-3, rel=1e-12)
+    assert warmup_schedule(3e-3, 0)(0) == warmup_schedule(3e-3, 0)(999) == 3e-3
+
+
+def test_smoothed_targets_put_one_minus_eps_plus_eps_over_v_on_the_true_class():
+    q = smoothed_targets(torch.tensor([[2, 0], [1, 1]]), 5, 0.1, torch.float64)
+    assert q.shape == (2, 2, 5)
+    torch.testing.assert_close(q.sum(-1), torch.ones(2, 2, dtype=torch.float64))
+    assert q[0, 0, 2].item() == pytest.approx(0.9 + 0.02) and q[0, 0, 0].item() == 0.02
+    assert torch.equal(smoothed_targets(torch.tensor([3]), 4, 0.0)[0], torch.eye(4)[3])
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_label_smoothed_loss_equals_torch_cross_entropy_with_label_smoothing(eps):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 11, dtype=torch.float64, generator=g, requires_grad=True)
+    target = torch.randint(0, 11, (50,), generator=g)
+    target[::7] = 0  # padding
+    ours = label_smoothed_loss(logits, target, eps, ignore_index=0)
+    theirs = F.cross_entropy(logits, target, ignore_index=0, label_smoothing=eps)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    g_ours, g_theirs = (torch.autograd.grad(x, logits)[0] for x in (ours, theirs))
+    torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=1e-6)
+    plain = label_smoothed_loss(logits, target, eps)
+    torch.testing.assert_close(plain, F.cross_entropy(logits, target, label_smoothing=eps),
+                               rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_smoothing_floor_is_the_entropy_of_the_target_and_the_lowest_loss():
+    V, eps = 80, 0.1
+    floor = smoothing_floor(V, eps)
+    q = smoothed_targets(torch.tensor([5]), V, eps, torch.float64)
+    entropy = torch.distributions.Categorical(probs=q).entropy().item()
+    assert floor["floor"] == pytest.approx(entropy, rel=1e-12)
+    assert floor["top"] == pytest.approx(1 - eps + eps / V)
+    best = torch.log(q).requires_grad_()  # predicting the target itself: the minimum
+    loss = label_smoothed_loss(best, torch.tensor([5]), eps)
+    assert loss.item() == pytest.approx(floor["floor"], rel=1e-12)
+    assert torch.autograd.grad(loss, best)[0].abs().max() < 1e-12
+    assert best[0, 5].item() - best[0, 0].item() == pytest.approx(floor["margin"], rel=1e-12)
+    sure = torch.full((1, V), -30.0, dtype=torch.float64)
+    sure[0, 5] = 30.0  # confident and right: near 0 unsmoothed, far above the floor smoothed
+    assert label_smoothed_loss(sure, torch.tensor([5]), 0.0) < 1e-20
+    assert label_smoothed_loss(sure, torch.tensor([5]), eps) > floor["floor"] + 1
+    assert smoothing_floor(V, 0.0) == {"floor": 0.0, "top": 1.0, "margin": math.inf}
+
+
+def test_calibration_of_teacher_forced_predictions(tiny_task):
+    model = _tiny_transformer(tiny_task)
+    logits, target = token_logits(model, tiny_task, tiny_task.test)
+    n = sum(len(ex.target) + 1 for ex in tiny_task.test)
+    assert logits.shape == (n, len(tiny_task.tgt_vocab)) and target.shape == (n,)
+    c = calibration(logits, target, eps=0.1, bins=5)
+    assert c["tokens"] == n
+    assert 0 <= c["accuracy"] <= 1 and 1 / len(tiny_task.tgt_vocab) < c["confidence"] <= 1
+    assert 0 <= c["ece"] <= 1 and 0 <= c["above_top"] <= 1
+    assert c["smoothed"] >= smoothing_floor(len(tiny_task.tgt_vocab), 0.1)["floor"]
+    batch = make_batch(tiny_task.test, tiny_task)
+    with torch.no_grad():
+        logits_ = model(batch.src, batch.src_mask, batch.tgt_in).flatten(0, 1)
+    pad_id = tiny_task.tgt_vocab.pad_id
+    nll = F.cross_entropy(logits_, batch.tgt_out.flatten(), ignore_index=pad_id)
+    assert c["nll"] == pytest.approx(nll.item(), rel=1e-5)
+
+
+def test_calibration_error_by_hand():
+    # two tokens at confidence 0.8 (one right) and two at 0.6 (both right), V = 2
+    p = torch.tensor([[0.8, 0.2], [0.8, 0.2], [0.6, 0.4], [0.6, 0.4]], dtype=torch.float64)
+    c = calibration(p.log(), torch.tensor([0, 1, 0, 0]), eps=0.1, bins=10)
+    assert c["accuracy"] == 0.75 and c["confidence"] == pytest.approx(0.7)
+    assert c["ece"] == pytest.approx(0.5 * abs(0.5 - 0.8) + 0.5 * abs(1.0 - 0.6))
+    assert c["above_top"] == 0.0  # top = 0.95 for V = 2, eps = 0.1
+    assert c["margin"] == pytest.approx(math.log(0.6 / 0.4))  # torch: the lower median
+
+
+def test_smoothing_temperature_finds_the_minimum_of_the_smoothed_loss():
+    V, eps = 7, 0.2
+    target = torch.tensor([0, 3, 5, 5, 1])
+    best = torch.log(smoothed_targets(target, V, eps, torch.float64))  # the optimum
+    for scale in (0.5, 1.0, 3.0):  # too soft, right, too sharp
+        T = smoothing_temperature(scale * best, target, eps)
+        assert T == pytest.approx(scale, rel=1e-6)
+    g = torch.Generator().manual_seed(0)
+    logits = 5 * torch.randn(40, V, dtype=torch.float64, generator=g)
+    target = torch.randint(0, V, (40,), generator=g)
+    beta = torch.tensor(1 / smoothing_temperature(logits, target, eps), requires_grad=True)
+    loss = label_smoothed_loss(logits * beta, target, eps)
+    assert abs(torch.autograd.grad(loss, beta)[0].item()) < 1e-6
+
+
+def test_schedule_run_trains_the_chosen_norm_and_records_its_history(tiny_task):
+    run = schedule_run(tiny_task, norm_first=False, steps=6, lr=1e-3, warmup=3, eval_every=3,
+                       eval_examples=3)  # fmt: skip
+    assert len(run["loss"]) == 6 and run["eval_step"] == [3, 6] and len(run["eval_loss"]) == 2
+    assert not run["diverged"] and 0 <= run["exact_match"] <= 1 and run["seconds"] > 0
+    assert run_name(False, 3) == "post-norm, warm-up" and run_name(True, 0) == "pre-norm, constant"
+
+
+def test_make_checkpoint_of_a_warmup_preset_saves_histories_without_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "FOLDER", tmp_path)
+    monkeypatch.setattr(chapter.presets, "TASK", dict(name="translation", n_train=40,
+                                                      n_valid=4, n_test=4))  # fmt: skip
+    tiny = Preset("warmup", dict(warmup=2), steps=3)
+    monkeypatch.setitem(CHECKPOINTS, "tiny_warmup", tiny)
+    path = make_checkpoint("tiny_warmup")
+    assert checkpoints.stale("tiny_warmup", tiny) is None
+    meta = load_runs("tiny_warmup")
+    assert checkpoints.load(path).state == {} and meta["task"]["n_train"] == 40
+    assert set(meta["runs"]) == {run_name(n, w) for n in (False, True) for w in (0, 2)}
+    assert all(len(run["loss"]) == 3 and run["eval_step"] == [3] for run in meta["runs"].values())
+
+
+def test_shipped_warmup_runs_are_histories_of_the_four_runs_and_small():
+    meta = load_runs("transformer_warmup")
+    preset = CHECKPOINTS["transformer_warmup"]
+    assert meta["task"] == chapter.TASK
+    assert set(meta["runs"]) == {run_name(n, w) for n in (False, True) for w in (0, 100)}
+    for run in meta["runs"].values():
+        assert len(run["loss"]) == preset.steps or run["diverged"]
+    assert checkpoints.load(checkpoints.path_of("transformer_warmup")).state == {}
+    assert checkpoints.path_of("transformer_warmup").stat().st_size < 100_000

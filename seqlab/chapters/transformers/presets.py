@@ -9,7 +9,9 @@ once by the chapters' command line, which saves ``seqlab/checkpoints/<name>.pt``
 
 A file's ``config`` is ``{"kind", "sizes"}`` (and ``"vocab"`` for the masked
 language model): kind "transformer", "attention" (chapter 4's GRU with
-attention) or "mlm", sizes the model's config as a dict.
+attention) or "mlm", sizes the model's config as a dict. A "warmup" preset
+ships no weights, only the training histories of :func:`.training.warmup_runs`
+(:func:`load_runs` reads them).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .pretraining import (
     pretrain_mlm,
     pretraining_vocab,
 )
+from .training import warmup_runs
 from .translation import TASK, timed_training
 
 
@@ -39,8 +42,8 @@ from .translation import TASK, timed_training
 class Preset:
     """One model chapter 5 ships: its kind, its sizes and how it is trained."""
 
-    kind: str  # "transformer", "gru" (chapter 4's attention model, for the race) or "mlm"
-    config: dict = field(default_factory=dict)  # TransformerConfig / AttentionConfig overrides
+    kind: str  # "transformer", "gru" (chapter 4's attention model, for the race), "mlm", "warmup"
+    config: dict = field(default_factory=dict)  # config overrides; "warmup": {"warmup": steps}
     epochs: int = 10  # passes over the translation task (transformer, gru)
     steps: int = 8000  # optimiser steps (mlm)
     lr: float = 1e-3  # Adam's learning rate
@@ -55,6 +58,9 @@ CHECKPOINTS = {
     "transformer_translation_gru": Preset("gru", dict(emb=32, hidden=96, attention=96), lr=3e-3),
     # a two-layer encoder pretrained on unlabelled sentences
     "transformer_mlm": Preset("mlm", dict(enc_layers=2, max_len=32), lr=2e-3),
+    # histories only: the translation transformer, post-norm and pre-norm, with and without
+    # 100 steps of warm-up to the rate above, trained 400 steps each
+    "transformer_warmup": Preset("warmup", dict(warmup=100), steps=400, lr=3e-3),
 }
 
 
@@ -118,8 +124,30 @@ def train_preset(name: str, progress: bool = False, device="cpu") -> tuple[nn.Mo
     return model.cpu(), meta
 
 
+def train_runs(name: str, progress: bool = False) -> dict:
+    """The meta of a "warmup" preset: {"task", "runs": :func:`.training.warmup_runs`, ...}."""
+    p = CHECKPOINTS[name]
+    spec = dict(TASK)
+    task = make_task(spec.pop("name"), **spec)
+    start = time.perf_counter()
+    runs = warmup_runs(task, p.steps, p.lr, p.config["warmup"], p.seed, p.clip_norm, progress)
+    return {"task": dict(TASK), "runs": runs, "seconds": time.perf_counter() - start,
+            "device": "cpu", "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def load_runs(name: str) -> dict:
+    """The histories a "warmup" preset's file ships (:func:`train_runs`' meta)."""
+    return checkpoints.load(checkpoints.path_of(name)).meta
+
+
 def make_checkpoint(name: str, progress: bool = False, device="cpu") -> Path:
-    """Train preset ``name`` and save ``seqlab/checkpoints/<name>.pt``; -> its path."""
+    """Train preset ``name`` and save ``seqlab/checkpoints/<name>.pt``; -> its path.
+
+    A "warmup" preset trains on the CPU whatever ``device`` says, and saves no weights.
+    """
+    if CHECKPOINTS[name].kind == "warmup":
+        return checkpoints.save(checkpoints.path_of(name), CHECKPOINTS[name], {}, None,
+                                **train_runs(name, progress))  # fmt: skip
     model, meta = train_preset(name, progress, device)
     return checkpoints.save(checkpoints.path_of(name), CHECKPOINTS[name],
                             checkpoints.cpu_state(model), config_of(model), **meta)  # fmt: skip
