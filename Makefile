@@ -11,14 +11,17 @@ export PATH := $(BIN):$(PATH)
 # Keep the course's tests and books off a GPU unless asked: CI has none.
 export MPLBACKEND := Agg
 
-.PHONY: book test lint checkpoints screenshots bench release grade demo-class clean venv constraints
+.PHONY: book test lint checkpoints screenshots bench release grade due extension demo-class clean venv constraints
 
 venv: $(VENV)/.installed
 
 # constraints.txt pins the whole tested stack (torch is the CPU wheel this course is tested with)
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt binder/lab-overrides.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# JupyterLab in .venv opens the book's pages (MyST .md) as notebooks (jupytext's viewer)
+	mkdir -p $(VENV)/etc/jupyter/labconfig
+	cp binder/lab-overrides.json $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
 	touch $@
 
 # after changing pyproject.toml's dependencies or upgrading a package in .venv:
@@ -68,6 +71,16 @@ grade: venv
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
 		$(if $(REGRADE),--regrade) $(if $(CLUSTER),--cluster $(CLUSTER)) \
 		$(if $(NO_SANDBOX),--no-sandbox)
+
+# an assignment's due date, and one student's extension (nbgrader's gradebook; the grade
+# table shows it): make due ASSIGNMENT=id WHEN='2027-01-15 17:00 UTC'
+#                  make extension ASSIGNMENT=id STUDENT=1001 UNTIL='2027-01-20 17:00 UTC'
+due: venv
+	$(BIN)/python -m seqlab.kit due --assignment "$(ASSIGNMENT)" --when "$(WHEN)"
+
+extension: venv
+	$(BIN)/python -m seqlab.kit extension --assignment "$(ASSIGNMENT)" --student "$(STUDENT)" \
+		--until "$(UNTIL)"
 
 # a synthetic class (correct, blank, partly wrong, hostile) graded and checked
 # make demo-class [ASSIGNMENT=id]

@@ -191,3 +191,24 @@ def test_binder_opens_markdown_as_notebooks_and_installs_the_grading_kit(tmp_pat
     )
     viewers = json.loads(done.stdout)["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
     assert viewers["markdown"] == viewers["myst"] == "Jupytext Notebook", viewers
+
+
+def test_the_courses_own_jupyterlab_opens_markdown_as_notebooks(tmp_path):
+    """`make` installs the same default viewers into .venv (etc/jupyter/labconfig), so
+    that `.venv/bin/jupyter lab` opens a chapter's page as a notebook, as Binder does,
+    without touching the user's own ~/.jupyter."""
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "empty"), HOME=str(tmp_path))
+    read = (
+        "import json; from jupyter_server.services.config.manager import ConfigManager;"
+        "print(json.dumps(ConfigManager(config_dir_name='labconfig')"
+        ".get('default_setting_overrides')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", read], env=env, check=True, capture_output=True, text=True
+    )
+    overrides = json.loads(done.stdout)
+    shipped = json.loads((REPO / "binder" / "lab-overrides.json").read_text())
+    assert overrides == shipped, (
+        f"{sys.prefix}/etc/jupyter/labconfig lacks the course's viewers: rm .venv/.installed; "
+        "make venv"
+    )
