@@ -7,11 +7,7 @@ from here.
 
 import os
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import GetGrades
-
 from seqlab.kit import plugins
-from seqlab.kit.plugins import RedactHiddenTests
 
 c = get_config()  # noqa: F821 -- injected by nbgrader
 
@@ -50,13 +46,22 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback goes back to students: it shows each test's pass/fail and error
-# message, but never the hidden tests' source nor tracebacks that quote it.
-c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+# message, but never the hidden tests' source nor tracebacks that quote it;
+# answers not yet graded by hand show as pending (not 0), with the points still
+# to be graded in the total. The page is the course's own (seqlab/kit/templates):
+# one self-contained file that loads nothing from the network (formulas stay as
+# TeX) and wraps long messages at any screen width.
+plugins.configure_feedback(c)
 
-# `make grade ZIP=...` collects a zip of LMS downloads with nbgrader zip_collect.
-# Canvas names each file  name_[LATE_]userid_submissionid_notebook[-N].ipynb ;
-# adapt this pattern to another LMS (the student id and the notebook name are
-# the two groups nbgrader needs).
+# `make grade ZIP=...` collects a zip of LMS downloads (seqlab.kit.course.collect_zip,
+# then nbgrader zip_collect). Canvas names each file
+#     name_[LATE_]userid_submissionid_notebook[-N].ipynb
+# (a browser may add " (1)"). The LMS user id is the student id: two students with
+# one name stay two, and grades.csv carries the id the LMS imports; the name (the
+# first_name group) is kept in the gradebook for display, LATE_ and the submission id
+# (the latest of a student's files wins) are read too. Adapt this pattern to another
+# LMS: student_id and file_id are the groups nbgrader needs.
 c.FileNameCollectorPlugin.named_regexp = (
-    r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:LATE_)?\d+_\d+_(?P<file_id>[A-Za-z0-9_]+?)(?:-\d+)?\.ipynb$"
+    r".*/(?P<first_name>[^_/]+)_(?P<late>LATE_)?(?P<student_id>\d+)_(?P<submission>\d+)_"
+    r"(?P<file_id>[A-Za-z0-9_]+?)(?:-\d+)?(?: ?\(\d+\))?\.ipynb$"
 )

@@ -7,43 +7,36 @@ cell imports this module *before* any answer cell runs. It keeps:
 * a snapshot of the callables of ``torch``, ``torch.Tensor``, ``numpy``,
   ``math``, ``builtins`` and of this module; :func:`verify_untampered` fails
   when an answer rebinds one of them (``torch.allclose = lambda *a: True``);
-* :func:`call`, which runs a student's function while a profiler watches every
-  call it makes, failing when it hands the graded computation to a forbidden
-  built-in (listed per graded function in :data:`FORBIDDEN`) or to seqlab, and
-  when it modifies its inputs;
-* :func:`assert_close`, which compares with the pristine functions and refuses
-  tensor subclasses (whose ``__torch_function__`` could lie).
+* :func:`call`, which runs a student's function while a profiler watches every call it makes,
+  failing when it hands the graded computation to a forbidden built-in (listed per graded
+  function in :data:`FORBIDDEN`) or to seqlab, and when it modifies its inputs;
+* :func:`assert_close`, which compares with the pristine functions, refuses tensor
+  subclasses (whose ``__torch_function__`` could lie) and, on a failure, says where the
+  first value differs: its index, expected against got (never the test's inputs).
 
-Adding a chapter: add one entry per graded function to :data:`FORBIDDEN`,
-naming the dotted paths of the built-ins that would do the whole job (calls
-into seqlab are always forbidden). A hidden test then reads::
+Adding a chapter: add one entry per graded function to :data:`FORBIDDEN`, the
+built-ins that would do the whole job (seqlab is always forbidden). A test reads::
 
     got = grading.call(student_fn, *inputs, forbid="student_fn")
     grading.assert_close(got, expected, "what was checked")
 
-:class:`seqlab.kit.plugins.RedactHiddenTests` keeps the hidden tests' source out
-of the feedback that students receive.
+:class:`seqlab.kit.plugins.RedactHiddenTests` keeps the hidden tests out of feedback.
 
-The tables the checks rely on (:data:`FORBIDDEN`, the seqlab files an answer
-may run through, the watched list) are immutable, and :func:`verify_untampered`
-holds in its closure the module, a copy of its namespace and of every table's
-content, and the code, defaults and class entries of its functions, taken at
-import. It fails when an answer rebinds, deletes or adds a name here (``setattr``,
-``del``, ``object.__setattr__``, ``vars(grading)``), mutates a table (the dict
-under ``FORBIDDEN`` is reachable with ``gc.get_referents``), swaps a function's
-``__code__`` or defaults, replaces ``sys.modules["seqlab.grading"]``, or rebinds
-a stdlib helper the checks use (``inspect.unwrap``, ``os.path.abspath``,
-``importlib.import_module``). :func:`call` reads the forbidden callables from
-that private copy. As a first line, the module refuses attribute assignment and
-deletion, and so ``importlib.reload`` (which sets ``__spec__`` first).
+The tables the checks rely on (:data:`FORBIDDEN`, the seqlab files an answer may run through,
+the watched list) are immutable, and :func:`verify_untampered` holds in its closure the module,
+a copy of its namespace and of every table's content, and the code, defaults and class entries
+of its functions, taken at import. It fails when an answer rebinds, deletes or adds a name here
+(``setattr``, ``del``, ``object.__setattr__``, ``vars(grading)``), mutates a table (the dict
+under ``FORBIDDEN`` is reachable with ``gc.get_referents``), swaps a function's ``__code__`` or
+defaults, replaces ``sys.modules["seqlab.grading"]``, or rebinds a stdlib helper the checks use
+(``inspect.unwrap``, ``os.path.abspath``, ``importlib.import_module``). :func:`call` reads the
+forbidden callables from that private copy. As a first line, the module refuses attribute
+assignment and deletion, and so ``importlib.reload`` (which sets ``__spec__`` first).
 
-What checks inside the student's kernel cannot guarantee: an answer with full
-Python can still replace the entry points (rebind the notebook's ``grading``
-name, rewrite :func:`verify_untampered`'s ``__code__`` or closure cells, reset
-the module's class and run it again), reach the profiler's state from inside
-:func:`call` (``sys.getprofile()``, a traceback's frames) or write memory with
-``ctypes``. The OS sandbox, grading outside it and the redacted feedback are the
-layers that hold against those (book/instructors.md, "The security model").
+What checks inside the kernel cannot guarantee: full Python can still replace the entry points
+(rebind ``grading``, rewrite :func:`verify_untampered`'s code or closure, run the module again),
+reach the profiler's state from inside :func:`call` or write memory with ``ctypes``; the OS
+sandbox and the redacted feedback hold against those (book/instructors.md, "The security model").
 """
 
 from __future__ import annotations
@@ -99,18 +92,18 @@ _TORCH_ATTENTION = (
     "torch._triton_scaled_dot_attention", "torch._triton_multi_head_attention",
 )  # fmt: skip
 
-# chapter 6: Hugging Face's logits warpers do sample_next_token's top-k and temperature on
+# chapter 6: Hugging Face's logits warpers do sample_next_token's and top_p_filter's work on
 # plain tensors: listed where transformers is installed (resolving a path imports it). Its
 # scorers work on its own models only: completion_logprob and rank_choices forbid seqlab alone.
-_HF_WARPERS = (
-    tuple(
-        f"transformers.generation.logits_process.{name}.__call__"
-        for name in ("TopKLogitsWarper", "TemperatureLogitsWarper", "TopPLogitsWarper",
-                     "MinPLogitsWarper", "LogitsProcessorList")
-    )  # fmt: skip
+_HF_WARPERS = tuple(
+    f"transformers.generation.logits_process.{name}.__call__"
+    for name in ("TopKLogitsWarper", "TemperatureLogitsWarper", "TopPLogitsWarper",
+                 "MinPLogitsWarper", "LogitsProcessorList")
     if importlib.util.find_spec("transformers") is not None
-    else ()
-)
+)  # fmt: skip
+_HF_ROPE = tuple(  # chapter 5: transformers' RoPE, where installed (_HF_WARPERS not empty)
+    f"transformers.models.{m}.modeling_{m}.{f}" for m in ("llama", "gpt_neox", "mistral", "qwen2",
+    "gemma", "phi3") for f in ("apply_rotary_pos_emb", "rotate_half") if _HF_WARPERS)  # fmt: skip
 # Read-only: answers run in the same kernel (see verify_untampered).
 FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     # chapter 1: rnn_gradients
@@ -136,11 +129,10 @@ FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     # chapter 4: attention
     "dot_product_attention": _TORCH_ATTENTION, "additive_attention": _TORCH_ATTENTION,
     # chapter 5: transformers
-    "scaled_dot_product_attention": _TORCH_ATTENTION,
+    "scaled_dot_product_attention": _TORCH_ATTENTION, "apply_rope": _HF_ROPE,
     "causal_mask": ("torch.nn.Transformer.generate_square_subsequent_mask",
                     "torch.nn.modules.transformer._generate_square_subsequent_mask"),
-    "sinusoidal_positions": (),
-    "MultiHeadAttention": _TORCH_ATTENTION + (
+    "sinusoidal_positions": (), "MultiHeadAttention": _TORCH_ATTENTION + (
         "torch.nn.modules.activation.MultiheadAttention.forward",
         "torch.nn.Transformer.forward", "torch.nn.TransformerEncoder.forward",
         "torch.nn.TransformerDecoder.forward", "torch.nn.TransformerEncoderLayer.forward",
@@ -148,6 +140,8 @@ FORBIDDEN: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     ),  # fmt: skip
     # chapter 6: gpt_prompting
     "sample_next_token": _HF_WARPERS, "completion_logprob": (), "rank_choices": (),
+    "top_p_filter": _HF_WARPERS, "cached_attention_step": _TORCH_ATTENTION,
+    "gpt_param_count": ("torch.nn.Module.__init__", "torch.nn.Module.parameters"),  # by building
 })  # fmt: skip
 
 
@@ -189,7 +183,7 @@ _WATCHED = (
 )  # fmt: skip
 
 # Pristine references used by the checks below, taken before any answer runs.
-_allclose, _equal = torch.allclose, torch.equal
+_allclose, _equal, _isclose, _eq = torch.allclose, torch.equal, torch.isclose, torch.eq
 _isinstance, _type, _getattr = builtins.isinstance, builtins.type, builtins.getattr
 _vars, _callable = builtins.vars, builtins.callable
 _getprofile, _setprofile = sys.getprofile, sys.setprofile
@@ -243,10 +237,8 @@ def _resolve(path: str):
 
 
 class _Forbidden(NamedTuple):
-    """The callables one graded function may not reach, in three forms the profiler sees.
-
-    A tuple, so that an answer that reaches it from inside :func:`call` cannot edit it.
-    """
+    """The callables one graded function may not reach, in three forms the profiler sees; a
+    tuple, so that an answer that reaches it from inside :func:`call` cannot edit it."""
 
     c_functions: tuple[tuple[int, str], ...]  # (id of a C function, its dotted path)
     tensor_methods: tuple[tuple[str, str], ...]  # (name of a torch.Tensor method, path)
@@ -328,16 +320,14 @@ def _code_of(fn):
 def call(fn: Callable, *args, forbid: str, trusted: Iterable[Callable] = (), **kwargs):
     """Run a student's function under the grader's watch and return its result.
 
-    Fails with :class:`DelegationError` if, while running, it calls one of
-    ``FORBIDDEN[forbid]`` (as copied at import) or any seqlab function, or
-    switches the watch off or edits its record;
+    Fails with :class:`DelegationError` if, while running, it calls one of ``FORBIDDEN[forbid]``
+    (as copied at import) or any seqlab function, or switches the watch off or edits its record;
     with an AssertionError if it modifies a tensor or list it was given.
-    trusted: callables the test hands to the answer (a seqlab decoder's step
-    function): while one of them runs, together with everything it calls,
-    nothing is watched. Their code objects are taken before the answer runs,
-    so an answer cannot swap in its own; the answer itself is never trusted, and
-    may hand them plain tensors only (a subclass's ``__torch_function__`` would
-    run the answer's code inside them, unwatched).
+    trusted: callables the test hands to the answer (a seqlab decoder's step function): while
+    one of them runs, together with everything it calls, nothing is watched. Their code objects
+    are taken before the answer runs, so an answer cannot swap in its own; the answer itself is
+    never trusted, and may hand them plain tensors only (a subclass's ``__torch_function__``
+    would run the answer's code inside them, unwatched).
     """
     if not _callable(fn):
         raise AssertionError(f"{forbid} should be a function, got {_type(fn).__name__}")
@@ -415,28 +405,43 @@ def assert_tensor(got, what: str, shape=None, dtype=None, device=None) -> None:
         raise AssertionError(f"{what}: expected a tensor on {device}, got one on {got.device}")
 
 
+def _first_difference(got: torch.Tensor, expected: torch.Tensor, same: torch.Tensor) -> str:
+    """Where ``same`` (elementwise) first fails: index, expected against got, largest gap."""
+    where = (~same).nonzero()[0].tolist()
+    values = expected[tuple(where)].item(), got[tuple(where)].item()
+    shown = [f"{v:.6g}" if _isinstance(v, float) else str(v) for v in values]
+    want, have = map(repr, values) if shown[0] == shown[1] else shown
+    gap = (got.double() - expected.double()).abs().nan_to_num(math.inf, math.inf).max().item()
+    return f"{f' at {where}' if where else ''}: expected {want}, got {have} (largest gap {gap:.3g})"
+
+
 def assert_close(got, expected: torch.Tensor, what: str, rtol: float = 1e-6, atol: float = 1e-6):
     """Fail unless ``got`` has expected's shape, dtype and device and values within tolerance."""
     assert_tensor(got, what, expected.shape, expected.dtype, expected.device)
     got, expected = got.detach(), expected.detach()
     if not _allclose(got, expected, rtol=rtol, atol=atol):
-        diff = (got.double() - expected.double()).abs()
-        worst = diff.nan_to_num(math.inf).max().item() if diff.numel() else 0.0
-        raise AssertionError(
-            f"{what}: values differ from the expected ones (largest gap {worst:.3g})"
-        )
+        where = _first_difference(got, expected, _isclose(got, expected, rtol=rtol, atol=atol))
+        raise AssertionError(f"{what}: values differ from the expected ones{where}")
 
 
 def assert_equal(got, expected: torch.Tensor, what: str) -> None:
     """Fail unless ``got`` equals ``expected`` exactly (shape, dtype, device and every bit)."""
     assert_tensor(got, what, expected.shape, expected.dtype, expected.device)
-    if not _equal(got.detach(), expected.detach()):
-        raise AssertionError(f"{what}: expected exactly the given values, unchanged")
+    got, expected = got.detach(), expected.detach()
+    if not _equal(got, expected):
+        where = _first_difference(got, expected, _eq(got, expected))
+        raise AssertionError(f"{what}: values differ from the exact expected ones{where}")
+
+
+DEVICES_VARIABLE = "SEQLAB_GRADING_DEVICES"  # the kit sets "cpu": one score on every grader
 
 
 def devices() -> list[str]:
-    """The devices a hidden test runs on: the CPU, and CUDA when this machine has it."""
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    """The devices a hidden test runs on: the CPU, and CUDA when this machine has it, of
+    those that SEQLAB_GRADING_DEVICES lists (a comma list; unset: all of them)."""
+    here = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    chosen = {d.strip() for d in os.environ.get(DEVICES_VARIABLE, ",".join(here)).split(",")}
+    return [d for d in here if d in chosen] or ["cpu"]
 
 
 def random_generator(seed: int) -> torch.Generator:
@@ -445,10 +450,8 @@ def random_generator(seed: int) -> torch.Generator:
 
 
 class _SealedModule(types.ModuleType):
-    """This module's class once imported: it refuses attribute assignment and deletion.
-
-    A first line only (``object.__setattr__`` and ``vars(grading)`` go around it);
-    :func:`verify_untampered` is the check that counts.
+    """This module's class once imported: it refuses attribute assignment and deletion, a first
+    line only (``object.__setattr__`` and ``vars(grading)`` go around it; see verify_untampered).
     """
 
     __slots__ = ()
@@ -475,11 +478,11 @@ def _guarded(check: Callable, verify: Callable) -> Callable:
 
 
 def _make_guard(module: types.ModuleType, bound_names: tuple[str, str], checks: tuple[str, ...]):
-    """verify_untampered and the private copy of FORBIDDEN, with everything they compare
-    held in their closure (the module, its namespace, its tables' content, its functions'
-    code and defaults, the watched callables). ``bound_names``: the names the module binds
-    the two to (part of the namespace the verifier expects); ``checks``: the functions
-    hidden tests call, rebound here to run the verifier before and after."""
+    """verify_untampered and the private copy of FORBIDDEN, with everything they compare held
+    in their closure (the module, its namespace, its tables' content, its functions' code and
+    defaults, the watched callables). ``bound_names``: the names the module binds the two to
+    (part of the namespace the verifier expects); ``checks``: the functions hidden tests call,
+    rebound here to run the verifier before and after."""
     namespace = vars(module)
     modules, parent = sys.modules, sys.modules.get(module.__package__ or "")
     child = module.__name__.rpartition(".")[2]
@@ -492,8 +495,7 @@ def _make_guard(module: types.ModuleType, bound_names: tuple[str, str], checks: 
         if _isinstance(value, type) and value.__module__ == module.__name__
     )
     snapshot = tuple(
-        (label, obj, names, tuple(_attributes(obj, names).items()))
-        for label, obj, names in watched
+        (label, obj, names, tuple(_attributes(obj, names).items())) for label, obj, names in watched
     )
     # content copies of the tables, compared with the live ones on every check
     tables = (

@@ -155,6 +155,28 @@ def test_assert_close_checks_shape_dtype_and_values_with_a_teaching_message():
     grading.assert_close(want + 1e-9, want, "x")
 
 
+def test_a_failed_comparison_says_where_the_first_value_differs_expected_against_got():
+    want = torch.full((2, 4), 0.25, dtype=torch.float64)
+    got = want.clone()
+    got[1, 3], got[1, 1] = 0.3125, 0.2501
+    expected = r"x: values differ from the expected ones at \[1, 1\]: expected 0.25, got 0.2501 "
+    with pytest.raises(AssertionError, match=expected + r"\(largest gap 0.0625\)$"):
+        grading.assert_close(got, want, "x")
+    # a scalar has no index; values that print alike are shown in full
+    with pytest.raises(AssertionError, match=r"^loss: values differ from the expected ones: "
+                       r"expected 1.2, got 1.5 \(largest gap 0.3\)$"):  # fmt: skip
+        grading.assert_close(torch.tensor(1.5), torch.tensor(1.2), "loss")
+    tiny = torch.tensor([1.0, 1.0 + 2**-40], dtype=torch.float64)
+    with pytest.raises(AssertionError, match=r"at \[1\]: expected 1.0000000000009095, got 1.0 "):
+        grading.assert_equal(torch.ones(2, dtype=torch.float64), tiny, "y")
+    with pytest.raises(AssertionError, match=r"at \[2\]: expected 4, got 3 \(largest gap 1\)"):
+        grading.assert_equal(torch.tensor([1, 2, 3]), torch.tensor([1, 2, 4]), "ids")
+    with pytest.raises(AssertionError, match=r"at \[1\]: expected 2, got inf \(largest gap inf\)"):
+        grading.assert_close(torch.tensor([1.0, math.inf]), torch.tensor([1.0, 2.0]), "overflow")
+    with pytest.raises(AssertionError, match=r"expected a tensor on meta, got one on cpu"):
+        grading.assert_tensor(torch.ones(2), "z", device="meta")
+
+
 def test_every_forbidden_path_resolves_in_this_torch():
     missing = [
         p
@@ -474,3 +496,17 @@ def test_the_tables_are_immutable_and_an_honest_answer_still_passes():
     grading.verify_untampered()
     W = torch.randn(4, 4, dtype=torch.float64)
     grading.assert_close(grading.call(_norms, W, 3, forbid="matrix_power_norms"), _norms(W, 3), "x")
+
+
+def test_devices_follow_the_graders_setting(monkeypatch):
+    """Unset: the CPU and CUDA where there is one; the kit's "cpu": the CPU alone, so a
+    notebook scores the same with and without a GPU; a device this machine lacks is dropped."""
+    here = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    monkeypatch.delenv(grading.DEVICES_VARIABLE, raising=False)
+    assert grading.devices() == here
+    monkeypatch.setenv(grading.DEVICES_VARIABLE, "cpu")
+    assert grading.devices() == ["cpu"]
+    monkeypatch.setenv(grading.DEVICES_VARIABLE, "cpu, cuda")
+    assert grading.devices() == here
+    monkeypatch.setenv(grading.DEVICES_VARIABLE, "tpu")
+    assert grading.devices() == ["cpu"]

@@ -6,6 +6,8 @@
     python -m seqlab.kit grade --zip downloads.zip --assignment rnn_gradients
     python -m seqlab.kit grade --cluster local:2      # on a Dask cluster
     python -m seqlab.kit demo-class --dir demo-class  # a synthetic class, graded and checked
+    python -m seqlab.kit due --assignment rnn_gradients --when '2027-01-15 17:00 UTC'
+    python -m seqlab.kit extension --assignment rnn_gradients --student 1001 --until '2027-01-20'
 
 ``make release``, ``make grade`` and ``make demo-class`` call these. Releasing
 is :mod:`seqlab.kit.course`, grading :mod:`seqlab.kit.grade` (or
@@ -24,6 +26,7 @@ from seqlab.kit import cluster, sandbox
 from seqlab.kit.course import CourseError, collect_zip, find_root, release
 from seqlab.kit.demo import demo_class
 from seqlab.kit.grade import grade, print_summary
+from seqlab.kit.report import grant_extension, set_due_date
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="grade on a Dask cluster: its scheduler's address, or local:N for N worker "
         "processes here (needs SEQLAB_GRADEBOOK_URL on a database server)",
     )
+    p_due = sub.add_parser("due", help="set an assignment's due date (nbgrader's gradebook)")
+    p_due.add_argument("--assignment", required=True)
+    p_due.add_argument("--when", required=True, help="e.g. '2027-01-15 17:00 UTC'")
+    p_ext = sub.add_parser("extension", help="give a student more time for an assignment")
+    p_ext.add_argument("--assignment", required=True)
+    p_ext.add_argument("--student", required=True, help="the student id (the LMS user id)")
+    p_ext.add_argument("--until", required=True, help="the new due date, e.g. '2027-01-20 17:00'")
     p_demo = sub.add_parser("demo-class", help="grade a synthetic class and check every score")
     p_demo.add_argument("--dir", type=Path, default=Path("demo-class"), help="a new folder for it")
     p_demo.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
@@ -74,12 +84,20 @@ def main(argv: list[str] | None = None) -> int:
             if args.zip:
                 if not args.assignment or len(args.assignment) != 1:
                     raise CourseError("--zip needs exactly one --assignment ID")
-                collect_zip(root, args.zip, args.assignment[0])
+                collected = collect_zip(root, args.zip, args.assignment[0])
+                print(f"collected {len(collected.students)} submission(s) from {args.zip}")
             if args.cluster:
                 summary, _ = cluster.grade(root, args.assignment, args.cluster, args.regrade)
             else:
                 summary = grade(root, args.assignment, args.jobs, args.regrade)
+            if args.zip:
+                summary.skipped.extend(collected.skipped)
             print_summary(root, summary)
+        elif args.command == "due":
+            print(f"{args.assignment} is due {set_due_date(root, args.assignment, args.when)}")
+        elif args.command == "extension":
+            until = grant_extension(root, args.assignment, args.student, args.until)
+            print(f"{args.student} has {args.assignment} until {until}")
         elif args.command == "demo-class":
             # a short per-cell limit, so the infinite loop costs seconds, not a minute
             os.environ.setdefault("SEQLAB_CELL_TIMEOUT", "20")

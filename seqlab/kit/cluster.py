@@ -51,7 +51,9 @@ from seqlab.kit.grade import (
     autograde,
     autograde_batch,
     fingerprint_of,
+    finish_reports,
     graded_since,
+    graded_with_other_tests,
     is_graded,
     mark_graded,
     notes_by_student,
@@ -206,6 +208,8 @@ def grade(
                     mark.unlink(missing_ok=True)
             students = [s for s in everyone if not is_graded(root, aid, s)]
             summary.unchanged.extend((aid, s) for s in everyone if s not in students)
+            if retested := sum(graded_with_other_tests(root, aid, s) for s in students):
+                summary.retested[aid] = retested
             if not students:
                 if everyone:  # feedback again: it shows manual grades given since
                     course.generate_feedback(root, aid)
@@ -242,6 +246,7 @@ def grade(
         if cluster is not None:
             cluster.close()
     course.export_grades(root)
+    finish_reports(root, summary, ids or course.assignments(root))
     return summary, records
 
 

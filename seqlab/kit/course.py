@@ -15,6 +15,7 @@ Grading itself, which strings these steps together, is :mod:`seqlab.kit.grade`.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -71,6 +74,10 @@ def run_nbgrader(
     # nbgrader calls alembic from PATH: make sure it finds this environment's.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(threads or {})
+    # hidden tests run on the CPU alone when grading (seqlab.grading.devices), so that a
+    # notebook scores the same on graders with and without a GPU; the instructor may set
+    # SEQLAB_GRADING_DEVICES=cpu,cuda to test on CUDA as well
+    env.setdefault("SEQLAB_GRADING_DEVICES", "cpu")
     # A session of its own, so that a timeout stops the kernel nbgrader started too.
     with subprocess.Popen(
         [*DIE_WITH_PARENT, sys.executable, "-m", "nbgrader", *args],
@@ -158,18 +165,100 @@ def pin_course_requirement(notebook: Path) -> bool:
     return True
 
 
-def collect_zip(root: Path, zip_path: Path, aid: str) -> None:
-    """Unpack a zip of LMS downloads into submitted/<student>/<aid>/ with ``nbgrader zip_collect``.
+@dataclass
+class Collected:
+    """What one LMS zip gave: the submissions taken and the files left, with why."""
 
-    File names follow the pattern set by ``FileNameCollectorPlugin.named_regexp``
-    in nbgrader_config.py (Canvas's ``name_[LATE_]userid_subid_notebook.ipynb``).
+    students: dict[str, dict] = field(default_factory=dict)  # user id -> name, late, file
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file in the zip, why)
+
+
+def collect_zip(root: Path, zip_path: Path, aid: str) -> Collected:
+    """Unpack a zip of LMS downloads into submitted/<user id>/<aid>/ with ``nbgrader
+    zip_collect``, the students' names into the gradebook, and report every file left.
+
+    File names follow ``FileNameCollectorPlugin.named_regexp`` in nbgrader_config.py
+    (Canvas: ``name_[LATE_]userid_submissionid_notebook[-N][ (N)].ipynb``): the LMS
+    user id is the student id, so two students with one name stay two; the name
+    (the ``first_name`` group) is kept for display. Of one student's several files
+    for one notebook the latest submission (the highest submission id) is taken.
+    The zip replaces the previous one (kept under downloaded/<aid>/zips/), so next
+    week's zip never meets this week's. The LMS's late marker and the name are kept in
+    downloaded/<aid>/lms.json (a later zip updates the students it has).
     """
     if not zip_path.is_file():
         raise CourseError(f"zip file not found: {zip_path}")
-    archive = root / "downloaded" / aid / "archive"
-    archive.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(zip_path, archive / zip_path.name)
-    run_nbgrader(root, "zip_collect", aid, "--force")
+    pattern = re.compile(config(root).FileNameCollectorPlugin.named_regexp)
+    released = {p.name for p in (root / "exercises" / aid).glob("*.ipynb")} or {f"{aid}.ipynb"}
+    collected, chosen = Collected(), {}
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise CourseError(f"{zip_path} is not a zip file") from None
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            if info.is_dir() or "__MACOSX" in name:
+                continue
+            match = pattern.match("extracted/" + Path(name).name)
+            if not name.endswith(".ipynb"):
+                collected.skipped.append((name, "not a notebook"))
+            elif match is None:
+                collected.skipped.append((name, "its name does not fit the LMS pattern"))
+            elif f"{match['file_id']}.ipynb" not in released:
+                why = f"not a notebook of {aid} (expected {', '.join(sorted(released))})"
+                collected.skipped.append((name, why))
+            else:
+                key = (match["student_id"], match["file_id"])
+                order = (int(match.groupdict().get("submission") or 0), name)
+                if key in chosen and chosen[key][0] > order:
+                    collected.skipped.append((name, "an older submission of the same student"))
+                    continue
+                if key in chosen:
+                    collected.skipped.append(
+                        (chosen[key][1]["file"], "an older submission of the same student")
+                    )
+                groups = match.groupdict()
+                chosen[key] = (
+                    order,
+                    {
+                        "name": groups.get("first_name") or match["student_id"],
+                        "late": bool(groups.get("late")),
+                        "file": name,
+                    },
+                )
+        downloaded = root / "downloaded" / aid
+        for folder in ("archive", "extracted"):  # the previous zip's files go
+            shutil.rmtree(downloaded / folder, ignore_errors=True)
+        (downloaded / "archive").mkdir(parents=True)
+        for (student, _), (_, record) in sorted(chosen.items()):
+            target = downloaded / "archive" / Path(record["file"]).name
+            target.write_bytes(archive.read(record["file"]))
+            collected.students[student] = record
+    (downloaded / "zips").mkdir(exist_ok=True)
+    shutil.copy2(zip_path, downloaded / "zips" / zip_path.name)
+    # what earlier zips said of the students this one does not have stays
+    try:
+        known = json.loads((downloaded / "lms.json").read_text())
+    except (OSError, ValueError):
+        known = {}
+    known.update(collected.students)
+    (downloaded / "lms.json").write_text(json.dumps(known, indent=1, ensure_ascii=False))
+    if collected.students:
+        run_nbgrader(root, "zip_collect", aid, "--force")
+        with Gradebook(gradebook_url(root)) as gb:
+            for student, record in collected.students.items():
+                gb.update_or_create_student(student, last_name=record["name"])
+    return collected
+
+
+def late_in_lms(root: Path, aid: str) -> set[str]:
+    """The students whose last collected LMS file for ``aid`` was marked late."""
+    try:
+        records = json.loads((root / "downloaded" / aid / "lms.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {student for student, record in records.items() if record.get("late")}
 
 
 # --- nbgrader's configuration and Python API --------------------------------------------

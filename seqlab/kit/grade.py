@@ -34,11 +34,13 @@ from seqlab.kit.course import (
     export_grades,
     generate_feedback,
     item_means,
-    read_grades,
+    late_in_lms,
     run_nbgrader,
     submissions,
     sync_gradebooks,
 )
+from seqlab.kit.plugins import RUNAWAY
+from seqlab.kit.report import Row, grade_table, record_failures, write_reports
 
 
 @dataclass
@@ -50,6 +52,12 @@ class Summary:
     notes: list[tuple[str, str, str]] = field(default_factory=list)  # graded, with a remark
     # graded by an earlier run and not resubmitted since: (assignment, student)
     unchanged: list[tuple[str, str]] = field(default_factory=list)
+    # assignment -> submissions graded again because its tests changed since
+    retested: dict[str, int] = field(default_factory=dict)
+    # files of an LMS zip that were not collected: (file, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    # the grade table (seqlab.kit.report) after the run
+    table: list[Row] = field(default_factory=list)
     # assignments whose exercises/ differ from what solutions/ releases
     stale: list[str] = field(default_factory=list)
     # False when the kernels ran without the grading sandbox (--no-sandbox)
@@ -102,13 +110,45 @@ def review_flags(root: Path, aid: str, student: str) -> list[str]:
 GRADED_MARK = ".seqlab-graded.json"  # in autograded/<student>/<id>/, written after a success
 
 
+TESTS_KEY = "tests"  # the fingerprint's entry for the tests it was graded with
+
+
+def tests_fingerprint(root: Path, aid: str) -> str:
+    """SHA-256 of what grades ``aid`` besides the answers: the code cells of
+    solutions/<aid>/ that are not answers (setup, visible and hidden tests) with their
+    points. Editing a hidden test changes it; a typo fixed in the prose does not."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "solutions" / aid).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and not meta.get("solution"):
+                digest.update(json.dumps([path.name, cell.source, meta.get("points")]).encode())
+    return digest.hexdigest()
+
+
 def fingerprint_of(root: Path, aid: str, student: str) -> dict[str, str]:
-    """SHA-256 of every submitted notebook: what was graded, whatever the file times say."""
+    """SHA-256 of every submitted notebook and of the tests (:func:`tests_fingerprint`):
+    what was graded and with what, whatever the file times say."""
     folder = root / "submitted" / student / aid
-    return {
+    notebooks = {
         nb.name: hashlib.sha256(nb.read_bytes()).hexdigest()
         for nb in sorted(folder.glob("*.ipynb"))
     }
+    return {**notebooks, TESTS_KEY: tests_fingerprint(root, aid)}
+
+
+def graded_with_other_tests(root: Path, aid: str, student: str) -> bool:
+    """True when this very submission was graded, but with tests that have changed since."""
+    mark = root / "autograded" / student / aid / GRADED_MARK
+    try:
+        graded = json.loads(mark.read_text())
+    except (OSError, ValueError):
+        return False
+    now = fingerprint_of(root, aid, student)
+    same_answers = {k: v for k, v in graded.items() if k != TESTS_KEY} == {
+        k: v for k, v in now.items() if k != TESTS_KEY
+    }
+    return same_answers and graded.get(TESTS_KEY) != now[TESTS_KEY]
 
 
 def is_graded(root: Path, aid: str, student: str) -> bool:
@@ -167,9 +207,7 @@ def autograde(
         log = proc.stdout + proc.stderr
         if not concurrent_write(log):
             break
-    note = (
-        "a cell ran past its time limit and was stopped" if "Interrupting kernel" in log else None
-    )
+    note = _timeout_note(log) if "Interrupting kernel" in log else None
     if proc.returncode == 0 and graded_since(root, aid, student, started):
         mark_graded(root, aid, student, fingerprint)
         return None, note
@@ -276,9 +314,19 @@ def notes_by_student(root: Path, aid: str, log: str) -> dict[str, str]:
     for line in log.splitlines():
         if match := marker.search(line):
             student = match.group(1)
-        elif "Interrupting kernel" in line and student:
-            notes[student] = "a cell ran past its time limit and was stopped"
+        elif student and RUNAWAY in line:
+            notes[student] = _timeout_note(line)
+        elif student and "Interrupting kernel" in line:
+            notes.setdefault(student, _timeout_note(""))
     return notes
+
+
+def _timeout_note(log: str) -> str:
+    """What the summary says of a submission in which a cell hit its time limit."""
+    for line in log.splitlines():
+        if RUNAWAY in line:
+            return "a cell ran past its time limit: " + line.split(RUNAWAY, 1)[1].strip()
+    return "a cell ran past its time limit and was stopped"
 
 
 def threads_per_kernel(jobs: int) -> dict[str, str]:
@@ -306,6 +354,8 @@ def grade(
     for aid, people in everyone.items():
         students = [s for s in people if regrade or not is_graded(root, aid, s)]
         summary.unchanged.extend((aid, s) for s in people if s not in students)
+        if retested := sum(graded_with_other_tests(root, aid, s) for s in students):
+            summary.retested[aid] = retested
         if students:
             todo[aid] = students
     summary.stale.extend(sync_gradebooks(root, list(todo)))
@@ -355,7 +405,15 @@ def grade(
         if people:
             generate_feedback(root, aid)
     export_grades(root)
+    finish_reports(root, summary, list(everyone))
     return summary
+
+
+def finish_reports(root: Path, summary: Summary, ids: list[str]) -> None:
+    """After grading: remember the failures, and write the grade table and the LMS file."""
+    record_failures(root, summary.failed, summary.graded)
+    summary.table = grade_table(root, ids)
+    write_reports(root, summary.table)
 
 
 NOT_ISOLATED = (
@@ -371,6 +429,11 @@ def print_summary(root: Path, summary: Summary) -> None:
         print(
             f"warning: exercises/{aid} differs from what solutions/{aid} releases; run make release"
         )
+    for aid, count in summary.retested.items():
+        print(
+            f"the tests of {aid} changed since {count} submission(s) were graded: "
+            "graded again with the new tests (scores from the old ones are replaced)"
+        )
     print(
         f"graded {len(summary.graded)} submission(s), {len(summary.failed)} failed, "
         f"{len(summary.unchanged)} unchanged since they were graded"
@@ -379,21 +442,37 @@ def print_summary(root: Path, summary: Summary) -> None:
         print(f"  FAILED {aid} / {student}: {why} (no autograded points)")
     for aid, student, note in summary.notes:
         print(f"  note   {aid} / {student}: {note}")
-    rows = read_grades(root)
-    if rows:
-        print(f"{'assignment':16} {'student':20} {'score':>7} {'max':>5}")
-        for row in rows:
-            if row["student_id"] in {s for _, s in summary.graded + summary.unchanged}:
-                print(
-                    f"{row['assignment']:16} {row['student_id']:20} "
-                    f"{float(row['score']):7.1f} {float(row['max_score']):5.0f}"
-                )
+    for aid, student in sorted(summary.graded + summary.unchanged):
+        if student in late_in_lms(root, aid):
+            print(f"  late   {aid} / {student}: marked late by the LMS (LATE_ in its file name)")
+    for name, why in summary.skipped:
+        print(f"  not collected from the zip: {name}: {why}")
+    if summary.table:
+        print(f"{'assignment':16} {'student':12} {'name':20} {'score':>7} {'max':>5}  status")
+        for row in summary.table:
+            score = "" if row.score is None else f"{row.score:7.1f}"
+            status = row.status + (f" ({row.hand_pending:g} points)" if row.hand_pending else "")
+            status += f" (extended until {row.extended_until})" if row.extended_until else ""
+            print(
+                f"{row.assignment:16} {row.student:12} {row.name[:20]:20} {score:>7} "
+                f"{row.max_score:5g}  {status}{' (late in the LMS)' if row.late else ''}"
+            )
+        pending = [row for row in summary.table if row.hand_pending]
+        if pending:
+            print(
+                f"{sum(r.hand_pending for r in pending):g} points still to be graded by hand, "
+                f"in {len(pending)} submission(s) (the formgrader: Manual Grading)"
+            )
     for aid in sorted({aid for aid, _ in summary.graded + summary.unchanged}):
         means = item_means(root, aid)
         count = max((n for _, _, n in means.values()), default=0)
         print(f"mean score per item of {aid}, over {count} submissions (failed ones count 0):")
         for name, (mean, top, _) in means.items():
             print(f"  {name:32} {mean:5.2f} / {top:g}")
-    print(f"grades written to {root / 'grades.csv'}; feedback in {root / 'feedback'}")
+    print(
+        f"grades written to {root / 'grade-table.csv'} (with a status per row), "
+        f"{root / 'lms-grades.csv'} (for the LMS's gradebook import) and "
+        f"{root / 'grades.csv'} (nbgrader's export); feedback in {root / 'feedback'}"
+    )
     if not summary.sandboxed:
         print(NOT_ISOLATED)

@@ -6,9 +6,12 @@
   ceiling on its output, in the grader's process;
 * :class:`RedactHiddenTests` writes the feedback a student gets: what the
   grader decided (pass or fail, points, the error's name and message), never
-  the hidden tests, whatever the notebook's code printed.
+  the hidden tests, whatever the notebook's code printed;
+* :class:`GetGradesAndPending` reads each cell's grade into the feedback, and
+  which answers still wait for a grade by hand, shown as pending, not as 0,
+  by the course's feedback page (``templates/feedback``, :func:`configure_feedback`).
 
-Both run inside nbgrader, as the grader; student code runs in the sandboxed
+They run inside nbgrader, as the grader; student code runs in the sandboxed
 kernel (:mod:`seqlab.kit.sandbox`).
 """
 
@@ -21,13 +24,23 @@ import io
 import json
 import re
 import tokenize
+from pathlib import Path
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor, Preprocessor
+import nbgrader
+from nbconvert.exporters import HTMLExporter
+from nbconvert.preprocessors import (
+    ClearMetadataPreprocessor,
+    CSSHTMLHeaderPreprocessor,
+    Preprocessor,
+)
 from nbformat.v4 import new_output
+from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
+    ClearSolutions,
     Execute,
+    GetGrades,
     IgnorePattern,
     LimitOutput,
     SaveAutoGrades,
@@ -35,6 +48,10 @@ from nbgrader.preprocessors import (
 from traitlets import Bool, Integer
 
 from seqlab.kit import sandbox
+
+TEMPLATES = Path(__file__).with_name("templates")  # the course's feedback page
+# nbgrader's own (its feedback and formgrade pages), which GenerateFeedback puts on the path
+NBGRADER_TEMPLATES = Path(nbgrader.__file__).parent / "server_extensions/formgrader/templates"
 
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 
@@ -58,7 +75,37 @@ class LimitedExecute(Execute):
         self._sent: dict[int, int] = {}
         self._total = 0
         self._told: set[int] = set()
+        self._runaway: tuple[str, str] | None = None  # (function, the test cell it hung in)
         return super().preprocess(nb, resources, km)
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        # a test cell ran past its limit: remember the graded function it tests, so that
+        # the later cells that call it fail at once instead of costing a limit each
+        if cell is not None and self._runaway is None and _is_test(cell):
+            grade_id = cell.metadata["nbgrader"].get("grade_id", "")
+            function = tested_function(grade_id, answered_names(self.nb))
+            if function:
+                self._runaway = function, grade_id
+                self.log.warning(
+                    "%s%s ran past the %s s limit in %s; later cells that call it are not run",
+                    RUNAWAY, function, timeout, grade_id,
+                )  # fmt: skip
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._runaway and cell.cell_type == "code" and not _is_answer(cell):
+            function, grade_id = self._runaway
+            if re.search(rf"\b{re.escape(function)}\b", _without_strings(cell.source)):
+                message = (
+                    f"not run: {function} ran past the time limit in {grade_id}, so the "
+                    f"cells that call it after that fail without running (a loop that never "
+                    f"ends costs one time limit, not one per cell)"
+                )
+                cell.outputs = [
+                    new_output("error", ename="TimeoutError", evalue=message, traceback=[message])
+                ]
+                return cell, resources
+        return super().preprocess_cell(cell, resources, index)
 
     def output(self, outs, msg, display_id, cell_index):
         # nbgrader reads a number shown as a test cell's result as partial credit: only
@@ -98,6 +145,29 @@ QUOTE = 24
 WITHHELD = "(message withheld: it quotes the hidden tests)"
 
 
+RUNAWAY = "runaway: "  # starts the log line that names a function that hung
+
+
+def _is_answer(cell) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("solution"))
+
+
+def answered_names(nb) -> set[str]:
+    """The functions and classes the notebook's answer cells define (the graded ones)."""
+    names = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and _is_answer(cell):
+            names.update(re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", cell.source, re.M))
+    return names
+
+
+def tested_function(grade_id: str, names: set[str]) -> str | None:
+    """The graded function a test cell ``test_<function>`` or ``test_<function>_<what>``
+    checks, of ``names``; None for another cell."""
+    fits = [n for n in names if grade_id == f"test_{n}" or grade_id.startswith(f"test_{n}_")]
+    return max(fits, key=len) if fits else None
+
+
 def _is_test(cell) -> bool:
     nbgrader = cell.metadata.get("nbgrader", {})
     return cell.cell_type == "code" and bool(nbgrader.get("grade")) and not nbgrader.get("solution")
@@ -134,12 +204,19 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-class _Secrets:
-    """Every QUOTE-character run of the hidden tests' code (white space ignored)."""
+def _runs(flat: str) -> set[str]:
+    return {flat[i : i + QUOTE] for i in range(max(0, len(flat) - QUOTE + 1))}
 
-    def __init__(self, hidden: str):
-        code = _squash(_without_strings(hidden))
-        self.runs = {code[i : i + QUOTE] for i in range(max(0, len(code) - QUOTE + 1))}
+
+class _Secrets:
+    """Every QUOTE-character run of the hidden tests' code (white space ignored), but
+    those the feedback shows anyway: a run found in ``visible`` (the notebook's text
+    outside the hidden tests), such as a graded function's long name
+    (``scaled_dot_product_attention``), gives nothing away."""
+
+    def __init__(self, hidden: str, visible: str = ""):
+        shown = _runs(_squash(visible)) | _runs(_squash(_without_strings(visible)))
+        self.runs = _runs(_squash(_without_strings(hidden))) - shown
 
     def quoted_in(self, text: str) -> bool:
         if not self.runs:
@@ -190,7 +267,8 @@ class RedactHiddenTests(Preprocessor):
       (a hook that saw one test can print it in a later answer's output); the
       cells before it show the student's own output, which no test has touched.
     * A message that quotes the hidden tests' code (even reversed, ROT13, base64 or
-      hex) is withheld, and every message is cut to MESSAGE_LIMIT characters.
+      hex) is withheld, and every message is cut to MESSAGE_LIMIT characters. What
+      the notebook shows anyway (a graded function's name) is not a quote.
 
     The grade and the pass/fail mark are nbgrader's, computed from the autograded
     notebook, and stay.
@@ -200,7 +278,8 @@ class RedactHiddenTests(Preprocessor):
     enabled = Bool(True).tag(config=True)
 
     def preprocess(self, nb, resources):
-        secrets = _Secrets("\n".join(_split(c.source)[0] for c in nb.cells if _is_test(c)))
+        tests = [_split(c.source) if _is_test(c) else ("", c.source) for c in nb.cells]
+        secrets = _Secrets("\n".join(h for h, _ in tests), "\n".join(v for _, v in tests))
         touched = False
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -226,10 +305,104 @@ class RedactHiddenTests(Preprocessor):
         return nb, resources
 
 
+class GetGradesAndPending(GetGrades):
+    """nbgrader's GetGrades (each graded cell's score and points from the gradebook), which
+    also marks the cells that no one has graded yet: a written answer (or any cell without
+    an automatic score) whose grade by hand has not been given. Each such cell gets
+    ``nbgrader.pending = True``, and ``resources["nbgrader"]["pending"]`` the points they
+    are worth, so that the feedback shows them as still to be graded by hand instead of
+    as 0. Once a grader gives the grade (formgrader or the gradebook API) and the feedback
+    is generated again, the cell shows its score."""
+
+    def preprocess(self, nb, resources):
+        self._pending = 0.0
+        nb, resources = super().preprocess(nb, resources)
+        resources["nbgrader"]["pending"] = self._pending
+        return nb, resources
+
+    def _get_score(self, cell, resources) -> None:
+        grade = self.gradebook.find_grade(
+            cell.metadata["nbgrader"]["grade_id"],
+            self.notebook_id,
+            self.assignment_id,
+            self.student_id,
+        )
+        # nbgrader counts a grade with neither score as 0; it is not graded yet
+        pending = grade.manual_score is None and grade.auto_score is None
+        cell.metadata.nbgrader["score"] = grade.score
+        cell.metadata.nbgrader["points"] = grade.max_score
+        cell.metadata.nbgrader["pending"] = pending
+        if pending:
+            self._pending += grade.max_score or 0.0
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter on the course's feedback page, ``templates/feedback``
+    (which nbgrader's template of the same name would otherwise be). Its own class, so
+    that its settings leave alone the formgrader's HTMLExporter, which renders submissions
+    with nbgrader's ``formgrade`` template."""
+
+
+def configure_feedback(c) -> None:
+    """The feedback the course returns, in the traitlets config ``c``: the grades with the
+    answers still to be graded by hand (:class:`GetGradesAndPending`), the hidden tests
+    redacted (:class:`RedactHiddenTests`), on the course's own page
+    (``templates/feedback/index.html.j2``, through :class:`FeedbackExporter`, for
+    ``nbgrader generate_feedback`` and for nbgrader's API and formgrader alike). The page
+    is one file that loads nothing from the network (no script, font or style sheet:
+    formulas stay as the TeX the student wrote) and wraps long messages and lines inside
+    their box. nbgrader's own templates stay on the path, after the course's."""
+    c.GenerateFeedback.preprocessors = [
+        GetGradesAndPending,
+        RedactHiddenTests,
+        CSSHTMLHeaderPreprocessor,
+    ]
+    c.GenerateFeedback.exporter_class = FeedbackExporter
+    # set on the subclass, these win over the HTMLExporter settings nbgrader adds
+    c.FeedbackExporter.template_name = "feedback"
+    c.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
+
+
+STUB = "raise NotImplementedError()"  # the last line of ClearSolutions.code_stub
+
+
+class NamedStubs(ClearSolutions):
+    """nbgrader's ClearSolutions, whose stub says which function is left to write: an
+    unanswered notebook then stops (Run All) or fails (Validate) with
+    ``NotImplementedError: beam_search is not written yet: ...``, not a bare name."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if cell.cell_type == "code" and STUB in cell.source:
+            lines = cell.source.split("\n")
+            for i, line in enumerate(lines):
+                if line.strip() == STUB:
+                    name = _enclosing(lines[:i], len(line) - len(line.lstrip()))
+                    what = f"{name} is not written yet" if name else "this cell is not answered yet"
+                    message = f"{what}: replace this line with your code, then run the cell"
+                    lines[i] = line.replace(STUB, f"raise NotImplementedError({message!r})")
+            cell.source = "\n".join(lines)
+        return cell, resources
+
+
+def _enclosing(lines: list[str], indent: int) -> str:
+    """The qualified name of the def/class blocks that hold a line indented ``indent``."""
+    names = []
+    for line in reversed(lines):
+        match = re.match(r"(\s*)(?:async\s+)?(?:def|class)\s+(\w+)", line)
+        if match and len(match[1]) < indent:
+            names.append(match[2])
+            indent = len(match[1])
+    return ".".join(reversed(names))
+
+
 def configure(c) -> None:
-    """The course's autograding, in the traitlets config ``c`` (nbgrader_config.py calls
-    it): nbgrader's own autograde steps with :class:`LimitedExecute` running the
-    notebook, each kernel in the grading sandbox (:func:`seqlab.kit.sandbox.configure`)."""
+    """The course's release and autograding, in the traitlets config ``c``
+    (nbgrader_config.py calls it): stubs that name their function (:class:`NamedStubs`);
+    nbgrader's own autograde steps with :class:`LimitedExecute` running the notebook,
+    each kernel in the grading sandbox (:func:`seqlab.kit.sandbox.configure`)."""
+    steps = GenerateAssignment.class_traits()["preprocessors"].default()
+    c.GenerateAssignment.preprocessors = [NamedStubs if p is ClearSolutions else p for p in steps]
     c.Autograde.autograde_preprocessors = [
         LimitedExecute,
         IgnorePattern,

@@ -100,7 +100,8 @@ class Limits:
 
 LIMITS = Limits()
 
-# What the kernel's environment keeps of the grader's: threads, locale, and the
+# What the kernel's environment keeps of the grader's: threads, locale, the devices hidden
+# tests run on, and the
 # OpenBLAS settings some processors need for correct results. Nothing else.
 _KEPT_ENV = (
     "LANG",
@@ -113,6 +114,7 @@ _KEPT_ENV = (
     "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE",
     "CUDA_VISIBLE_DEVICES",
+    "SEQLAB_GRADING_DEVICES",  # where hidden tests run (seqlab.grading.devices)
     "NBGRADER_EXECUTION",
 )
 # Files of /etc that programs and libraries read; the rest of /etc stays out.

@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO / "tests"))  # planted_bugs sits in the test folder
 
 from planted_bugs import PLANTED, WRONG  # noqa: E402
 
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 # nbgrader stops a cell after this many seconds (nbgrader_config.py): so does this run
 CELL_LIMIT = int(os.environ.get("SEQLAB_CELL_TIMEOUT", "60"))
 
@@ -159,12 +160,20 @@ class Chapter:
         ns = dict(saved)
         set_rng_state(rng)
         result = {"defined": run_cell(self.aid, f"{func} (answer)", source, ns), "tests": {}}
+        result["visible"] = {}  # test cell -> what its visible part raised (None: passed)
         if result["defined"] is None and tests:
             for i in range(start + 1, tests[-1] + 1):
                 cell = self.cells[i]
-                error = run_cell(self.aid, cell.id, cell.source, ns)
-                if i in tests:
-                    result["tests"][cell.id] = error
+                if i not in tests:
+                    run_cell(self.aid, cell.id, cell.source, ns)
+                    continue
+                # the visible tests first (what a student sees fail before submitting),
+                # then the hidden ones, in the same namespace: the cell as nbgrader runs it
+                visible, marker, hidden = cell.source.partition(BEGIN_HIDDEN)
+                error = result["visible"][cell.id] = run_cell(self.aid, cell.id, visible, ns)
+                if error is None and marker:
+                    error = run_cell(self.aid, cell.id, marker + hidden, ns)
+                result["tests"][cell.id] = error
         result["seconds"] = round(time.perf_counter() - t0, 3)
         return result
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def test_each_failure_is_reported_with_its_reason(demo):
         assert any(
             student in ln and reason in ln for ln in proc.stdout.splitlines() if "FAILED" in ln
         )
-    assert "infinite_loop: a cell ran past its time limit" in proc.stdout
+    # the summary names the function that hung (later cells calling it are not run)
+    assert re.search(r"infinite_loop: a cell ran past its time limit: \w+ ran past", proc.stdout)
 
 
 def test_grading_the_class_again_changes_nothing(demo):

@@ -92,3 +92,31 @@ def test_setup_cell_pins_the_course_ref(aid, folder):
     assert installs, source
     for line in installs:
         assert f'seqlab @ git+{COURSE_REPOSITORY}@{COURSE_REF}"' in line, line
+
+
+@pytest.mark.parametrize("aid", AIDS)
+def test_every_stub_names_what_is_left_to_write(aid):
+    """An unanswered function stops Run All with its own name, not a bare error: each
+    answer cell's stub (seqlab.kit.plugins.NamedStubs) names the function or method
+    whose body it stands for, and running it says so."""
+    nb = nbformat.read(REPO / "exercises" / aid / f"{aid}.ipynb", as_version=4)
+    answers = [
+        c for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    ]  # fmt: skip
+    assert answers
+    for cell in answers:
+        stubs = [ln.strip() for ln in cell.source.splitlines() if "NotImplementedError" in ln]
+        assert stubs, cell.metadata["nbgrader"]["grade_id"]
+        for stub in stubs:
+            assert stub.startswith("raise NotImplementedError('") and "is not written yet" in stub
+        first = cell.source.split("def ", 1)[1].split("(", 1)[0]
+        assert any(first in stub for stub in stubs), (first, stubs)
+    # the first function's stub, run, names it
+    namespace = {"torch": None, "math": None}
+    source = next(c.source for c in answers if c.source.startswith("def "))
+    exec(compile(source, "<stub>", "exec"), namespace)
+    name = source.split("def ", 1)[1].split("(", 1)[0]
+    arity = namespace[name].__code__.co_argcount
+    with pytest.raises(NotImplementedError, match=f"^{name} is not written yet"):
+        namespace[name](*[None] * arity)

@@ -12,6 +12,11 @@ with the instructor's own command (``python -m seqlab.kit grade``, behind
 * ``deleted_tests`` / ``edited_tests``: test cells removed or blanked, wrong
   answers but one correct one, whose restored test must give its points back.
 
+The feedback pages that run wrote are read too: hidden tests never shown, failures that
+say what they expected and what came, answers graded by hand pending until a grade is given
+(then, for ``deleted_tests``, shown once the feedback is generated again), nothing loaded
+from the network (tests/kit/test_feedback.py checks the page itself).
+
 Every planted bug is also judged on its own, without nbgrader, by
 tests/kit/test_planted_bugs.py: this class is the representative few that prove
 the real grader scores as the direct check does. Each chapter's cases carry its
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import html
 import json
 import re
 import time
@@ -41,9 +47,11 @@ from course_helpers import (
     submit,
 )
 from direct_grading import is_test_of
+from nbgrader.api import Gradebook
 from planted_bugs import PLANTED, WRONG
 
 from seqlab.kit.course import assignments
+from seqlab.kit.plugins import WITHHELD
 
 pytestmark = pytest.mark.grading
 
@@ -288,6 +296,103 @@ def test_feedback_shows_results_but_never_hidden_test_source(course, aid):
     feedback = course["root"] / "feedback"
     assert "NotImplementedError" in (feedback / "blank" / aid / f"{aid}.html").read_text()
     assert "TamperingError" in (feedback / "tamper_comparisons" / aid / f"{aid}.html").read_text()
+
+
+def _page(course, student: str, aid: str) -> str:
+    return (course["root"] / "feedback" / student / aid / f"{aid}.html").read_text()
+
+
+def _seen(page: str) -> str:
+    """What a reader of a feedback page sees: no tags, white space squeezed."""
+    body = page[page.index("<body") :]
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def _errors(page: str) -> list[str]:
+    """The error messages a feedback page shows."""
+    found = re.findall(
+        r'class="output_subarea output_text output_error">\s*<pre>(.*?)</pre>', page, re.S
+    )
+    return [html.unescape(re.sub(r"<[^>]+>", "", e)).strip() for e in found]
+
+
+def _graded_by_hand(aid: str) -> list[tuple[str, float]]:
+    """(grade_id, points) of the cells graded by hand: written answers, code graded by hand."""
+    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    return [
+        (meta["grade_id"], meta["points"])
+        for meta in (c.metadata.get("nbgrader", {}) for c in nb.cells)
+        if meta.get("grade") and meta.get("solution")
+    ]
+
+
+@pytest.mark.parametrize("aid", _chapters())
+def test_feedback_shows_answers_not_graded_by_hand_yet_as_pending(course, aid):
+    """Before anyone grades by hand, a written answer is pending, not 0, and the total says
+    how many points are still to be graded by hand."""
+    auto, total = _points(aid)
+    text = _seen(_page(course, "solution", aid))
+    by_hand = _graded_by_hand(aid)
+    assert total - auto == sum(points for _, points in by_hand)
+    still = f" ({total - auto:g} points still to be graded by hand)" if by_hand else ""
+    assert f"Score: {auto:g} / {total:g}{still}" in text
+    for grade_id, points in by_hand:
+        assert f"{grade_id} : to be graded by hand ({points:g} points)" in text
+        assert f"{grade_id} : Score: 0 / {points:g}" not in text
+
+
+HAND_GRADED = "deleted_tests"  # the student given a grade by hand, then feedback again
+
+
+@pytest.fixture(scope="session")
+def hand_graded(course) -> dict[str, str]:
+    """Each graded chapter's first answer graded by hand given its points less 0.5 in the
+    gradebook (as the formgrader does) for HAND_GRADED, whose feedback is then generated
+    again, every chapter in one nbgrader call: aid -> the page a reader sees."""
+    root = course["root"]
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for aid in course["chapters"]:
+            for grade_id, points in _graded_by_hand(aid)[:1]:
+                grade = gb.find_grade(grade_id, aid, aid, HAND_GRADED)
+                grade.manual_score, grade.needs_manual_grade = points - 0.5, False
+        gb.db.commit()
+    run(root, "nbgrader", "generate_feedback", "*", "--student", HAND_GRADED, "--force")
+    return {aid: _seen(_page(course, HAND_GRADED, aid)) for aid in course["chapters"]}
+
+
+@pytest.mark.parametrize("aid", _chapters())
+def test_a_grade_given_by_hand_shows_once_the_feedback_is_generated_again(hand_graded, aid):
+    by_hand = _graded_by_hand(aid)
+    if not by_hand:
+        pytest.skip(f"{aid} has no answer graded by hand")
+    (grade_id, points), rest = by_hand[0], by_hand[1:]
+    text = hand_graded[aid]
+    assert f"{grade_id} : Score: {points - 0.5:g} / {points:g}" in text
+    assert f"{grade_id} : to be graded by hand" not in text
+    left = sum(p for _, p in rest)
+    assert (f"({left:g} points still to be graded by hand)" in text) == bool(rest)
+
+
+@pytest.mark.parametrize("aid", _chapters())
+def test_feedback_pages_load_nothing_from_the_network_and_wrap_long_lines(course, aid):
+    for a, student in course["scores"]:
+        if a != aid:
+            continue
+        page = _page(course, student, aid)
+        assert not re.search(r"<(script|link)[^>]*\b(src|href)=", page), student
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), student
+        assert "mathjax" not in page.lower(), student
+        assert "white-space: pre-wrap" in page and "overflow-wrap: anywhere" in page
+
+
+@pytest.mark.parametrize("aid", _chapters())
+def test_a_failed_test_says_what_it_expected_and_what_came(course, aid):
+    """The planted bugs' failures, hidden or visible, show expected against got, and the
+    redaction lets them through (none quotes the hidden tests' code)."""
+    errors = [e for e in _errors(_page(course, "bugs0", aid)) if e.startswith("AssertionError")]
+    assert errors, f"no test of {aid} failed for bugs0"
+    assert not [e for e in errors if WITHHELD in e]
+    assert any(re.search(r"expected .+ got ", e) for e in errors), errors
 
 
 @pytest.mark.parametrize("aid", _chapters())

@@ -189,6 +189,35 @@ def test_planted_bug_fails_its_functions_tests(chapter_runs, aid, func, bug):
         )
 
 
+# the share of a chapter's planted bugs (delegation aside: only the hidden tests can see it)
+# that its visible tests catch, before the student submits
+VISIBLE_SHARE = 0.8
+
+
+@pytest.mark.parametrize("aid", [_param(aid) for aid in CHAPTERS])
+def test_visible_tests_catch_the_usual_mistakes(chapter_runs, aid):
+    """A student sees most mistakes fail a visible test, with a message that teaches,
+    before submitting; the hidden tests judge the rest. The per-function counts are in
+    the failure message (and in the closing notes of the course's issues)."""
+    report = _report(chapter_runs, aid)
+    caught, missed = {}, {}
+    for func, bugs in report["planted"].items():
+        for bug, result in bugs.items():
+            errors = list(result["tests"].values())
+            if errors and all(str(e).startswith("DelegationError") for e in errors):
+                continue  # a delegating answer computes the right values
+            seen = result["defined"] is not None or any(result["visible"].values())
+            (caught if seen else missed).setdefault(func, []).append(bug)
+    total = sum(map(len, caught.values())) + sum(map(len, missed.values()))
+    counts = "; ".join(
+        f"{f}: {len(caught.get(f, []))}/{len(caught.get(f, [])) + len(missed.get(f, []))}"
+        + (f" (missed {', '.join(missed[f])})" if f in missed else "")
+        for f in report["planted"]
+    )
+    share = sum(map(len, caught.values())) / total
+    assert share >= VISIBLE_SHARE, f"{aid}: visible tests catch {share:.0%}: {counts}"
+
+
 @pytest.mark.parametrize("aid,func", [_param(aid, f) for aid, f in FUNCTIONS])
 def test_wrong_answer_loses_its_points(chapter_runs, aid, func):
     report = _report(chapter_runs, aid)

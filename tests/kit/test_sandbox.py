@@ -495,6 +495,14 @@ def test_no_kernel_saw_the_graders_environment(graded):
             assert SECRET not in path.read_text(), student
 
 
+def test_hidden_tests_run_on_the_cpu_alone_when_graded(graded):
+    """Graders with and without a GPU give the same points: the kernel is told to run
+    the hidden tests on the CPU (seqlab.grading.devices reads it)."""
+    root, *_ = graded
+    text = (root / "autograded" / "prints_the_environment" / AID / f"{AID}.ipynb").read_text()
+    assert "'SEQLAB_GRADING_DEVICES': 'cpu'" in text
+
+
 def test_no_feedback_carries_a_hidden_test(graded):
     root, *_ = graded
     secrets = hidden_test_lines()

@@ -1,0 +1,180 @@
+"""The grade table an instructor reads, and the file an LMS gradebook imports.
+
+nbgrader's own ``grades.csv`` (``nbgrader export``) stays as nbgrader writes it: a
+row for every student and every assignment in the gradebook, 0.0 where nothing was
+submitted. Beside it, :func:`write_reports` writes
+
+* ``grade-table.csv``: one row per student and assignment *that has submissions*,
+  with a status: ``graded``, ``waiting for hand grading`` (and how many points
+  wait), ``failed: <why>`` (no autograded points; the reason from the run that
+  failed), or ``missing`` (nothing submitted), beside the score, the maximum, the
+  LMS's late marker and the student's name;
+* ``lms-grades.csv``: the columns a gradebook import expects (Canvas's: Student,
+  ID, SIS User ID, SIS Login ID, Section), then one column per assignment, a
+  "Points Possible" row, and each student's final score; a score still waiting
+  for a hand grade, a failure and a missing submission are left blank, so that
+  importing never records a number that is not final.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.utils import parse_utc
+
+from seqlab.kit.course import CourseError, gradebook_url, late_in_lms, submissions
+
+FAILURES = Path("autograded") / ".seqlab-failures.json"  # (assignment, student) -> why
+GRADED, WAITING, MISSING, FAILED = "graded", "waiting for hand grading", "missing", "failed"
+LMS_ID_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+
+
+@dataclass
+class Row:
+    """One student's standing on one assignment."""
+
+    assignment: str
+    student: str  # the student id (the LMS user id for collected zips)
+    name: str
+    status: str
+    score: float | None  # autograded and hand-graded points so far; None: nothing graded
+    max_score: float
+    hand_pending: float  # points of written answers not graded by hand yet
+    late: bool  # marked late by the LMS
+    extended_until: str = ""  # the student's due date, where an extension moved it
+
+
+def record_failures(root: Path, failed: list[tuple[str, str, str]], graded) -> None:
+    """Remember why submissions failed (``failed``: (assignment, student, why)) until they
+    are graded (``graded``: (assignment, student)): the table shows the reason later too."""
+    path = root / FAILURES
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    for aid, student in graded:
+        known.get(aid, {}).pop(student, None)
+    for aid, student, why in failed:
+        known.setdefault(aid, {})[student] = why
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+def _failures(root: Path) -> dict[str, dict[str, str]]:
+    try:
+        return json.loads((root / FAILURES).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def grade_table(root: Path, ids: list[str]) -> list[Row]:
+    """The rows for the assignments of ``ids`` that have submissions, for every student
+    who submitted anything or is in the gradebook."""
+    submitted = {aid: set(submissions(root, aid)) for aid in ids}
+    submitted = {aid: people for aid, people in submitted.items() if people}
+    failures = _failures(root)
+    rows = []
+    with Gradebook(gradebook_url(root)) as gb:
+        names = {s.id: " ".join(filter(None, (s.first_name, s.last_name))) for s in gb.students}
+        everyone = sorted(set(names) | set().union(*submitted.values()))
+        for aid in sorted(submitted):
+            try:
+                top = gb.find_assignment(aid).max_score
+            except MissingEntry:
+                top = 0.0
+            late = late_in_lms(root, aid)
+            for student in everyone:
+                row = Row(aid, student, names.get(student, ""), MISSING, None, top, 0.0, False)
+                row.late = student in late
+                if student in submitted[aid]:
+                    _fill(root, gb, row, failures.get(aid, {}).get(student))
+                rows.append(row)
+    return rows
+
+
+def _fill(root: Path, gb: Gradebook, row: Row, failure: str | None) -> None:
+    """The status and score of a submission, from the gradebook and the failures."""
+    try:
+        submission = gb.find_submission(row.assignment, row.student)
+    except MissingEntry:
+        submission = None
+    if submission is not None and submission.extension is not None:
+        row.extended_until = f"{submission.duedate:%Y-%m-%d %H:%M} UTC"
+    graded = any((root / "autograded" / row.student / row.assignment).glob("*.ipynb"))
+    if failure is not None or submission is None or not graded:
+        row.status = f"{FAILED}: {failure or 'not graded yet (run make grade)'}"
+        return
+    grades = [g for nb in submission.notebooks for g in nb.grades]
+    row.hand_pending = float(sum(g.max_score for g in grades if g.needs_manual_grade))
+    row.score = float(submission.score)
+    row.status = WAITING if row.hand_pending else GRADED
+
+
+def set_due_date(root: Path, aid: str, when: str) -> str:
+    """Record ``aid``'s due date in the gradebook (what nbgrader's late penalties and
+    extensions count from); returns it as nbgrader reads it (UTC)."""
+    due = _moment(when)
+    with Gradebook(gradebook_url(root)) as gb:
+        gb.update_or_create_assignment(aid, duedate=due)
+    return f"{due:%Y-%m-%d %H:%M} UTC"
+
+
+def grant_extension(root: Path, aid: str, student: str, until: str) -> str:
+    """Give ``student`` until ``until`` for ``aid``: nbgrader's extension (the time added
+    to the assignment's due date) on the student's submission; returns the new due date."""
+    moment = _moment(until)
+    with Gradebook(gradebook_url(root)) as gb:
+        try:
+            due = gb.find_assignment(aid).duedate
+        except MissingEntry:
+            due = None
+        if due is None:
+            raise CourseError(
+                f"{aid} has no due date to extend: set it first (make due ASSIGNMENT={aid} "
+                "WHEN='2027-01-15 17:00 UTC')"
+            )
+        if moment <= due:
+            raise CourseError(f"{until} is not after {aid}'s due date ({due:%Y-%m-%d %H:%M} UTC)")
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(aid, student, extension=moment - due)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _moment(text: str):
+    try:
+        return parse_utc(text)
+    except (ValueError, OverflowError):
+        raise CourseError(
+            f"not a date and time: {text!r} (write e.g. '2027-01-15 17:00 UTC')"
+        ) from None
+
+
+def write_reports(root: Path, rows: list[Row]) -> tuple[Path, Path]:
+    """grade-table.csv and lms-grades.csv (see the module's docstring); returns both paths."""
+    table = root / "grade-table.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**asdict(row), "score": "" if row.score is None else row.score})
+    lms = root / "lms-grades.csv"
+    ids = sorted({row.assignment for row in rows})
+    tops = {row.assignment: row.max_score for row in rows}
+    students = {}
+    for row in rows:
+        students.setdefault(row.student, {"name": row.name})[row.assignment] = (
+            f"{row.score:g}" if row.status == GRADED else ""
+        )
+    with open(lms, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*LMS_ID_COLUMNS, *ids])
+        writer.writerow(["Points Possible", "", "", "", "", *(f"{tops[a]:g}" for a in ids)])
+        for student, scores in sorted(students.items()):
+            writer.writerow(
+                [scores["name"] or student, student, "", "", "", *(scores[a] for a in ids)]
+            )
+    return table, lms
