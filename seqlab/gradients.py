@@ -158,14 +158,13 @@ def rnn_forward_truncated(
     if k < 1:
         raise ValueError(f"k should be a positive number of steps, got {k}")
     check_dims("xs", xs, 3)
-    h = h0
-    hs = []
-    for t in range(xs.shape[1]):
+    h, states = h0, []
+    for t, x_t in enumerate(xs.unbind(1)):
         if t > 0 and t % k == 0:
             h = h.detach()  # the gradient stops here: this chunk starts from a constant
-        h = rnn_step(xs[:, t], h, W_xh, W_hh, b_h, nonlinearity)
-        hs.append(h)
-    return torch.stack(hs, dim=1)  # (B, T, H)
+        h = rnn_step(x_t, h, W_xh, W_hh, b_h, nonlinearity)
+        states.append(h)
+    return torch.stack(states, 1)  # (B, T, H)
 
 
 def w_hh_gradient_terms(
