@@ -12,6 +12,7 @@ The same functions grade a batch on a cluster worker (:mod:`seqlab.kit.cluster`)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -119,11 +120,20 @@ def tests_fingerprint(root: Path, aid: str) -> str:
     points. Editing a hidden test changes it; a typo fixed in the prose does not."""
     digest = hashlib.sha256()
     for path in sorted((root / "solutions" / aid).glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "code" and not meta.get("solution"):
-                digest.update(json.dumps([path.name, cell.source, meta.get("points")]).encode())
+        stat = path.stat()  # each notebook is read once per version, not once per student
+        digest.update(_tests_of(str(path), stat.st_mtime_ns, stat.st_size).encode())
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _tests_of(path: str, mtime_ns: int, size: int) -> str:
+    """The non-answer code cells of one source notebook, with their points, as JSON."""
+    cells = nbformat.read(path, as_version=4).cells
+    return json.dumps([
+        [Path(path).name, c.source, c.metadata.get("nbgrader", {}).get("points")]
+        for c in cells
+        if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("solution")
+    ])  # fmt: skip
 
 
 def fingerprint_of(root: Path, aid: str, student: str) -> dict[str, str]:
@@ -442,8 +452,9 @@ def print_summary(root: Path, summary: Summary) -> None:
         print(f"  FAILED {aid} / {student}: {why} (no autograded points)")
     for aid, student, note in summary.notes:
         print(f"  note   {aid} / {student}: {note}")
+    late = {aid: late_in_lms(root, aid) for aid, _ in summary.graded + summary.unchanged}
     for aid, student in sorted(summary.graded + summary.unchanged):
-        if student in late_in_lms(root, aid):
+        if student in late[aid]:
             print(f"  late   {aid} / {student}: marked late by the LMS (LATE_ in its file name)")
     for name, why in summary.skipped:
         print(f"  not collected from the zip: {name}: {why}")

@@ -164,6 +164,19 @@ def test_an_open_in_colab_badge_beside_the_exercise_download(html_dir, chapter):
     assert not any("colab" in h and h.endswith(".md") for h in _hrefs(html))
 
 
+def _lab_overrides(env: dict) -> subprocess.CompletedProcess:
+    """What JupyterLab's server reads as labconfig/ overrides, in a process with ``env``:
+    the same ConfigManager lookup that jupyterlab_server.settings_utils._get_overrides makes."""
+    read = (
+        "import json; from jupyter_server.services.config.manager import ConfigManager;"
+        "print(json.dumps(ConfigManager(config_dir_name='labconfig')"
+        ".get('default_setting_overrides')))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", read], env=env, check=True, capture_output=True, text=True
+    )
+
+
 def test_binder_opens_markdown_as_notebooks_and_installs_the_grading_kit(tmp_path):
     requirements = (REPO / "binder" / "requirements.txt").read_text(encoding="utf-8")
     install = [line for line in requirements.splitlines() if line.startswith("-e .[")]
@@ -179,16 +192,7 @@ def test_binder_opens_markdown_as_notebooks_and_installs_the_grading_kit(tmp_pat
         PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     subprocess.run([str(post_build)], env=env, check=True, capture_output=True, timeout=120)
-    # what JupyterLab's server reads from there: the same ConfigManager lookup that
-    # jupyterlab_server.settings_utils._get_overrides makes for labconfig/ overrides
-    read = (
-        "import json; from jupyter_server.services.config.manager import ConfigManager;"
-        "print(json.dumps(ConfigManager(config_dir_name='labconfig')"
-        ".get('default_setting_overrides')))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", read], env=env, check=True, capture_output=True, text=True
-    )
+    done = _lab_overrides(env)  # what JupyterLab's server reads from there
     viewers = json.loads(done.stdout)["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
     assert viewers["markdown"] == viewers["myst"] == "Jupytext Notebook", viewers
 
@@ -198,14 +202,7 @@ def test_the_courses_own_jupyterlab_opens_markdown_as_notebooks(tmp_path):
     that `.venv/bin/jupyter lab` opens a chapter's page as a notebook, as Binder does,
     without touching the user's own ~/.jupyter."""
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "empty"), HOME=str(tmp_path))
-    read = (
-        "import json; from jupyter_server.services.config.manager import ConfigManager;"
-        "print(json.dumps(ConfigManager(config_dir_name='labconfig')"
-        ".get('default_setting_overrides')))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", read], env=env, check=True, capture_output=True, text=True
-    )
+    done = _lab_overrides(env)
     overrides = json.loads(done.stdout)
     shipped = json.loads((REPO / "binder" / "lab-overrides.json").read_text())
     assert overrides == shipped, (
