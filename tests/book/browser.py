@@ -13,9 +13,15 @@ import contextlib
 import functools
 import http.server
 import os
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +68,56 @@ def toc_pages() -> list[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         pass
+
+
+@contextlib.contextmanager
+def jupyter_lab(
+    root: Path, scratch: Path, server: str = "jupyterlab", environ: dict | None = None
+) -> Iterator[str]:
+    """JupyterLab of this environment (its extensions and settings: widgets, jupytext,
+    nbgrader) serving ``root`` on a free port; yields its URL, with the token as a query.
+    ``scratch`` holds its own config, data and runtime folders (nothing of the user's) and
+    its log. ``server="jupyter_server"`` starts the bare server (for the formgrader);
+    ``environ`` replaces this process's environment."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    environ = dict(os.environ if environ is None else environ)
+    lab = ["--LabApp.expose_app_in_browser=True",  # window.jupyterapp, for the tests
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # fmt: skip
+    for name in ("config", "data", "runtime"):
+        (scratch / name).mkdir(parents=True, exist_ok=True)
+        environ[f"JUPYTER_{name.upper()}_DIR"] = str(scratch / name)
+    log = open(scratch / "jupyter.log", "w+")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", server, "--no-browser", "--allow-root", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         *(lab if server == "jupyterlab" else [])],
+        cwd=root, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"{server} did not start:\n{log.read()}") from None
+                time.sleep(0.3)
+        yield f"{url}/?token={token}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
 
 
 @contextlib.contextmanager
