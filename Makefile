@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Keep the course's tests and books off a GPU unless asked: CI has none.
 export MPLBACKEND := Agg
 
-.PHONY: book test lint checkpoints screenshots bench release grade due extension demo-class clean venv constraints
+.PHONY: book test lint checkpoints screenshots bench release grade due extension markscheme demo-class clean venv constraints
 
 venv: $(VENV)/.installed
 
@@ -81,6 +81,11 @@ due: venv
 extension: venv
 	$(BIN)/python -m seqlab.kit extension --assignment "$(ASSIGNMENT)" --student "$(STUDENT)" \
 		--until "$(UNTIL)"
+
+# the mark scheme and model answer of every answer graded by hand, to read beside the
+# formgrader (which shows only the student's answer): make markscheme [ASSIGNMENT=id]
+markscheme: venv
+	$(BIN)/python -m seqlab.kit markscheme $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 # a synthetic class (correct, blank, partly wrong, hostile) graded and checked
 # make demo-class [ASSIGNMENT=id]

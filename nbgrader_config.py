@@ -22,6 +22,18 @@ c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.db_url = os.environ.get(
     "SEQLAB_GRADEBOOK_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
 )
+# nbgrader's exchange, the folder its release, collect and feedback steps pass files
+# through. On a JupyterHub (every user's server has JUPYTERHUB_USER) it is the hub's
+# shared folder, which the hub's setup names (book/instructors.md, "Set up the hub").
+# Elsewhere it is exchange/ in the course (not in git), made when missing, which no
+# student reaches: the formgrader finds one and shows no "The exchange directory ...
+# does not exist" warning.
+if not os.environ.get("JUPYTERHUB_USER"):
+    c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
+    try:
+        os.makedirs(c.Exchange.root, exist_ok=True)
+    except OSError:  # a read-only copy of the course: only the formgrader's warning shows
+        pass
 
 # A cell may train a small model: give it 60 s (nbgrader's default is 30 s),
 # but no more, so an infinite loop in an answer ends with a clear error.
@@ -60,8 +72,20 @@ plugins.configure_feedback(c)
 # one name stay two, and grades.csv carries the id the LMS imports; the name (the
 # first_name group) is kept in the gradebook for display, LATE_ and the submission id
 # (the latest of a student's files wins) are read too. Adapt this pattern to another
-# LMS: student_id and file_id are the groups nbgrader needs.
+# LMS: student_id and file_id are the groups nbgrader needs. The submission time is each
+# file's time in the zip, which the LMS sets to when it was submitted: it goes to
+# downloaded/<id>/lms.json and to nbgrader (submitted/<student>/<id>/timestamp.txt), which
+# measures it against the due date (`make due`) and the student's extension (`make
+# extension`). A zip's times carry no zone: they are read as UTC, or in the IANA zone that
+# SEQLAB_LMS_TIMEZONE names (e.g. Europe/Berlin, where the LMS writes local times).
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<first_name>[^_/]+)_(?P<late>LATE_)?(?P<student_id>\d+)_(?P<submission>\d+)_"
     r"(?P<file_id>[A-Za-z0-9_]+?)(?:-\d+)?(?: ?\(\d+\))?\.ipynb$"
 )
+
+# A submission after its due date (an extension moves the student's) loses what nbgrader's
+# LateSubmissionPlugin takes: SEQLAB_LATE_PENALTY=none (the default: it is only shown as
+# late) or zero (the points it has when graded are taken off: it counts 0). It is decided
+# when the submission is graded: after moving a due date or giving an extension, grade
+# again (make grade REGRADE=1).
+c.LateSubmissionPlugin.penalty_method = os.environ.get("SEQLAB_LATE_PENALTY", "none")

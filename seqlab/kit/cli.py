@@ -8,6 +8,7 @@
     python -m seqlab.kit demo-class --dir demo-class  # a synthetic class, graded and checked
     python -m seqlab.kit due --assignment rnn_gradients --when '2027-01-15 17:00 UTC'
     python -m seqlab.kit extension --assignment rnn_gradients --student 1001 --until '2027-01-20'
+    python -m seqlab.kit markscheme --assignment rnn_gradients  # beside the formgrader
 
 ``make release``, ``make grade`` and ``make demo-class`` call these. Releasing
 is :mod:`seqlab.kit.course`, grading :mod:`seqlab.kit.grade` (or
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 from seqlab.kit import cluster, sandbox
-from seqlab.kit.course import CourseError, collect_zip, find_root, release
+from seqlab.kit.course import CourseError, assignments, collect_zip, find_root, mark_scheme, release
 from seqlab.kit.demo import demo_class
 from seqlab.kit.grade import grade, print_summary
 from seqlab.kit.report import grant_extension, set_due_date
@@ -62,11 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_ext.add_argument("--assignment", required=True)
     p_ext.add_argument("--student", required=True, help="the student id (the LMS user id)")
     p_ext.add_argument("--until", required=True, help="the new due date, e.g. '2027-01-20 17:00'")
+    p_mark = sub.add_parser(
+        "markscheme", help="print the mark scheme of every answer graded by hand (formgrader)"
+    )
+    p_mark.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     p_demo = sub.add_parser("demo-class", help="grade a synthetic class and check every score")
     p_demo.add_argument("--dir", type=Path, default=Path("demo-class"), help="a new folder for it")
     p_demo.add_argument("--jobs", type=int, help="submissions graded at once (default: cores)")
     p_demo.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     return parser
+
+
+def print_mark_scheme(aid: str, scheme: list[tuple[str, float, str]]) -> None:
+    """One assignment's answers graded by hand, each with its points and mark scheme."""
+    total = sum(points for _, points, _ in scheme)
+    print(f"{aid}: {len(scheme)} answer(s) graded by hand, {total:g} points")
+    for grade_id, points, text in scheme:
+        heading = f"{aid} / {grade_id} ({points:g} points)"
+        print(f"\n{heading}\n{'-' * len(heading)}\n{text}")
+    print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "extension":
             until = grant_extension(root, args.assignment, args.student, args.until)
             print(f"{args.student} has {args.assignment} until {until}")
+        elif args.command == "markscheme":
+            schemes = {aid: mark_scheme(root, aid) for aid in args.assignment or assignments(root)}
+            for aid, scheme in schemes.items():
+                print_mark_scheme(aid, scheme)
         elif args.command == "demo-class":
             # a short per-cell limit, so the infinite loop costs seconds, not a minute
             os.environ.setdefault("SEQLAB_CELL_TIMEOUT", "20")

@@ -26,7 +26,9 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nbformat
 from nbgrader.api import Gradebook
@@ -169,8 +171,37 @@ def pin_course_requirement(notebook: Path) -> bool:
 class Collected:
     """What one LMS zip gave: the submissions taken and the files left, with why."""
 
-    students: dict[str, dict] = field(default_factory=dict)  # user id -> name, late, file
+    # user id -> name, late (the LMS's marker), file, submitted (UTC, "" when unknown)
+    students: dict[str, dict] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file in the zip, why)
+
+
+LMS_TIMEZONE = "SEQLAB_LMS_TIMEZONE"  # the zone of the LMS zip's file times (default UTC)
+TIMESTAMP = "timestamp.txt"  # nbgrader's submission time, in submitted/<student>/<id>/
+
+
+def lms_zone(name: str | None = None) -> ZoneInfo:
+    """The time zone of an LMS zip's file times: ``name``, else $SEQLAB_LMS_TIMEZONE,
+    else UTC (an IANA name such as ``Europe/Berlin``)."""
+    name = name if name is not None else os.environ.get(LMS_TIMEZONE, "")
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CourseError(
+            f"{LMS_TIMEZONE}={name!r} is not a time zone: name one like Europe/Berlin "
+            "(the LMS's), or unset it for UTC"
+        ) from None
+
+
+def submission_time(info: zipfile.ZipInfo, zone: ZoneInfo) -> datetime | None:
+    """When a file of an LMS zip was submitted, in UTC without a zone (as nbgrader
+    keeps times): the LMS sets each entry's modification time to the submission's; a
+    zip's times carry no zone, so they are read in ``zone``. None where the entry has
+    no time (the zip format's earliest, 1980-01-01 00:00, which tools write for none)."""
+    if info.date_time[:3] == (1980, 1, 1) and not any(info.date_time[3:]):
+        return None
+    local = datetime(*info.date_time, tzinfo=zone)
+    return local.astimezone(UTC).replace(tzinfo=None)
 
 
 def collect_zip(root: Path, zip_path: Path, aid: str) -> Collected:
@@ -183,11 +214,15 @@ def collect_zip(root: Path, zip_path: Path, aid: str) -> Collected:
     (the ``first_name`` group) is kept for display. Of one student's several files
     for one notebook the latest submission (the highest submission id) is taken.
     The zip replaces the previous one (kept under downloaded/<aid>/zips/), so next
-    week's zip never meets this week's. The LMS's late marker and the name are kept in
-    downloaded/<aid>/lms.json (a later zip updates the students it has).
+    week's zip never meets this week's. The LMS's late marker, the name and the
+    submission time (:func:`submission_time`) are kept in downloaded/<aid>/lms.json (a
+    later zip updates the students it has); the time goes to nbgrader too, as
+    submitted/<user id>/<aid>/timestamp.txt, which autograde records in the gradebook
+    and measures against the due date and the student's extension.
     """
     if not zip_path.is_file():
         raise CourseError(f"zip file not found: {zip_path}")
+    zone = lms_zone()
     pattern = re.compile(config(root).FileNameCollectorPlugin.named_regexp)
     released = {p.name for p in (root / "exercises" / aid).glob("*.ipynb")} or {f"{aid}.ipynb"}
     collected, chosen = Collected(), {}
@@ -219,12 +254,14 @@ def collect_zip(root: Path, zip_path: Path, aid: str) -> Collected:
                         (chosen[key][1]["file"], "an older submission of the same student")
                     )
                 groups = match.groupdict()
+                when = submission_time(info, zone)
                 chosen[key] = (
                     order,
                     {
                         "name": groups.get("first_name") or match["student_id"],
                         "late": bool(groups.get("late")),
                         "file": name,
+                        "submitted": f"{when:%Y-%m-%d %H:%M:%S} UTC" if when else "",
                     },
                 )
         downloaded = root / "downloaded" / aid
@@ -246,19 +283,28 @@ def collect_zip(root: Path, zip_path: Path, aid: str) -> Collected:
     (downloaded / "lms.json").write_text(json.dumps(known, indent=1, ensure_ascii=False))
     if collected.students:
         run_nbgrader(root, "zip_collect", aid, "--force")
+        for student, record in collected.students.items():
+            if record["submitted"]:  # nbgrader's format: the UTC time, no zone
+                stamp = record["submitted"].removesuffix(" UTC")
+                (root / "submitted" / student / aid / TIMESTAMP).write_text(stamp)
         with Gradebook(gradebook_url(root)) as gb:
             for student, record in collected.students.items():
                 gb.update_or_create_student(student, last_name=record["name"])
     return collected
 
 
+def lms_records(root: Path, aid: str) -> dict[str, dict]:
+    """What the LMS zips said of each student's last file for ``aid`` (user id -> name,
+    late, file, submitted: see :class:`Collected`); empty without a zip."""
+    try:
+        return json.loads((root / "downloaded" / aid / "lms.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def late_in_lms(root: Path, aid: str) -> set[str]:
     """The students whose last collected LMS file for ``aid`` was marked late."""
-    try:
-        records = json.loads((root / "downloaded" / aid / "lms.json").read_text())
-    except (OSError, ValueError):
-        return set()
-    return {student for student, record in records.items() if record.get("late")}
+    return {student for student, record in lms_records(root, aid).items() if record.get("late")}
 
 
 # --- nbgrader's configuration and Python API --------------------------------------------
@@ -394,15 +440,64 @@ def read_grades(root: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def item_means(root: Path, aid: str) -> dict[str, tuple[float, float, int]]:
-    """grade_id -> (mean score, max score, submissions counted) over every submission
-    of ``aid`` in the gradebook (one that failed to grade counts with 0 points)."""
-    totals: dict[str, list[float]] = {}
+def _item_grades(root: Path, aid: str):
+    """(grade_id, max score, score) for every grade of every submission of ``aid`` in the
+    gradebook; the score is None for a written answer still waiting for its hand grade
+    (nbgrader counts it as 0)."""
     with Gradebook(gradebook_url(root)) as gb:
         for submission in gb.assignment_submissions(aid):
             for notebook in submission.notebooks:
+                written = {cell.name for cell in notebook.notebook.solution_cells}
                 for g in notebook.grades:
-                    totals.setdefault(g.name, [0.0, g.max_score, 0])
-                    totals[g.name][0] += g.score
-                    totals[g.name][2] += 1
-    return {name: (total / count, top, count) for name, (total, top, count) in totals.items()}
+                    waits = g.name in written and g.manual_score is None and g.auto_score is None
+                    yield g.name, g.max_score, None if waits else g.score
+
+
+def item_means(root: Path, aid: str) -> dict[str, tuple[float | None, float, int]]:
+    """grade_id -> (mean score, max score, submissions counted) over every submission
+    of ``aid`` in the gradebook. One that failed to grade counts with 0 points; a
+    written answer still waiting for its hand grade is not counted (the mean is None
+    while none is graded): :func:`hand_waiting` counts those."""
+    totals: dict[str, list] = {}
+    for name, top, score in _item_grades(root, aid):
+        total = totals.setdefault(name, [0.0, top, 0])
+        if score is not None:
+            total[0] += score
+            total[2] += 1
+    return {
+        name: (total / count if count else None, top, count)
+        for name, (total, top, count) in totals.items()
+    }
+
+
+def hand_waiting(root: Path, aid: str) -> dict[str, int]:
+    """grade_id -> how many submissions of ``aid`` have that written answer still waiting
+    for its hand grade (the formgrader's); only the items with some."""
+    waiting: dict[str, int] = {}
+    for name, _, score in _item_grades(root, aid):
+        if score is None:
+            waiting[name] = waiting.get(name, 0) + 1
+    return waiting
+
+
+def mark_scheme(root: Path, aid: str) -> list[tuple[str, float, str]]:
+    """(grade_id, points, mark scheme) for every answer graded by hand (a grade cell that
+    is also a solution cell) of solutions/<aid>/<aid>.ipynb, in the notebook's order: the
+    text between its solution markers, the mark scheme and the model answer, which the
+    formgrader does not show beside the student's answer."""
+    path = root / "solutions" / aid / f"{aid}.ipynb"
+    if not path.is_file():
+        raise CourseError(f"no assignment {aid!r} under solutions/ (have: {assignments(root)})")
+    scheme = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and meta.get("solution")):
+            continue
+        inside, within = [], MARKERS[0] not in cell.source  # no markers: the whole cell
+        for line in cell.source.split("\n"):
+            if MARKERS[0] in line or MARKERS[1] in line:
+                within = MARKERS[0] in line
+            elif within:
+                inside.append(line)
+        scheme.append((meta["grade_id"], float(meta.get("points", 0)), "\n".join(inside).strip()))
+    return scheme

@@ -34,6 +34,7 @@ from seqlab.kit.course import (
     concurrent_write,
     export_grades,
     generate_feedback,
+    hand_waiting,
     item_means,
     late_in_lms,
     run_nbgrader,
@@ -41,7 +42,7 @@ from seqlab.kit.course import (
     sync_gradebooks,
 )
 from seqlab.kit.plugins import RUNAWAY
-from seqlab.kit.report import Row, grade_table, record_failures, write_reports
+from seqlab.kit.report import Row, grade_table, lateness, record_failures, write_reports
 
 
 @dataclass
@@ -466,7 +467,7 @@ def print_summary(root: Path, summary: Summary) -> None:
             status += f" (extended until {row.extended_until})" if row.extended_until else ""
             print(
                 f"{row.assignment:16} {row.student:12} {row.name[:20]:20} {score:>7} "
-                f"{row.max_score:5g}  {status}{' (late in the LMS)' if row.late else ''}"
+                f"{row.max_score:5g}  {status}{lateness(row)}"
             )
         pending = [row for row in summary.table if row.hand_pending]
         if pending:
@@ -475,11 +476,17 @@ def print_summary(root: Path, summary: Summary) -> None:
                 f"in {len(pending)} submission(s) (the formgrader: Manual Grading)"
             )
     for aid in sorted({aid for aid, _ in summary.graded + summary.unchanged}):
-        means = item_means(root, aid)
-        count = max((n for _, _, n in means.values()), default=0)
-        print(f"mean score per item of {aid}, over {count} submissions (failed ones count 0):")
-        for name, (mean, top, _) in means.items():
-            print(f"  {name:32} {mean:5.2f} / {top:g}")
+        means, waiting = item_means(root, aid), hand_waiting(root, aid)
+        count = max((n + waiting.get(name, 0) for name, (_, _, n) in means.items()), default=0)
+        print(
+            f"mean score per item of {aid}, over {count} submissions (failed ones count 0; "
+            "written answers only once graded by hand):"
+        )
+        for name, (mean, top, n) in means.items():
+            shown = "    -" if mean is None else f"{mean:5.2f}"
+            left = waiting.get(name, 0)
+            wait = f"  ({n} graded, {left} still to grade by hand)" if left else ""
+            print(f"  {name:32} {shown} / {top:g}{wait}")
     print(
         f"grades written to {root / 'grade-table.csv'} (with a status per row), "
         f"{root / 'lms-grades.csv'} (for the LMS's gradebook import) and "

@@ -7,8 +7,10 @@ submitted. Beside it, :func:`write_reports` writes
 * ``grade-table.csv``: one row per student and assignment *that has submissions*,
   with a status: ``graded``, ``waiting for hand grading`` (and how many points
   wait), ``failed: <why>`` (no autograded points; the reason from the run that
-  failed), or ``missing`` (nothing submitted), beside the score, the maximum, the
-  LMS's late marker and the student's name;
+  failed), or ``missing`` (nothing submitted), beside the score (after nbgrader's late
+  penalty), the maximum, the LMS's late marker, the student's name, the submission
+  time, how late it was against the due date (and the student's extension) and the
+  penalty taken off;
 * ``lms-grades.csv``: the columns a gradebook import expects (Canvas's: Student,
   ID, SIS User ID, SIS Login ID, Section), then one column per assignment, a
   "Points Possible" row, and each student's final score; a score still waiting
@@ -26,7 +28,13 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.utils import parse_utc
 
-from seqlab.kit.course import CourseError, gradebook_url, late_in_lms, submissions
+from seqlab.kit.course import (
+    CourseError,
+    gradebook_url,
+    lms_records,
+    submissions,
+    sync_gradebook,
+)
 
 FAILURES = Path("autograded") / ".seqlab-failures.json"  # (assignment, student) -> why
 GRADED, WAITING, MISSING, FAILED = "graded", "waiting for hand grading", "missing", "failed"
@@ -41,11 +49,15 @@ class Row:
     student: str  # the student id (the LMS user id for collected zips)
     name: str
     status: str
-    score: float | None  # autograded and hand-graded points so far; None: nothing graded
+    score: float | None  # points so far, less the late penalty; None: nothing graded
     max_score: float
     hand_pending: float  # points of written answers not graded by hand yet
     late: bool  # marked late by the LMS
     extended_until: str = ""  # the student's due date, where an extension moved it
+    submitted: str = ""  # the submission time nbgrader has (UTC), "" when none
+    late_by: str = ""  # how long after the student's due date it came, "" when on time
+    penalty: float = 0.0  # points nbgrader's late penalty took off the score
+    in_lms: bool = False  # the submission came from an LMS zip (so ``late`` means something)
 
 
 def record_failures(root: Path, failed: list[tuple[str, str, str]], graded) -> None:
@@ -86,10 +98,11 @@ def grade_table(root: Path, ids: list[str]) -> list[Row]:
                 top = gb.find_assignment(aid).max_score
             except MissingEntry:
                 top = 0.0
-            late = late_in_lms(root, aid)
+            lms = lms_records(root, aid)
             for student in everyone:
                 row = Row(aid, student, names.get(student, ""), MISSING, None, top, 0.0, False)
-                row.late = student in late
+                row.late = bool(lms.get(student, {}).get("late"))
+                row.in_lms = student in lms
                 if student in submitted[aid]:
                     _fill(root, gb, row, failures.get(aid, {}).get(student))
                 rows.append(row)
@@ -104,14 +117,44 @@ def _fill(root: Path, gb: Gradebook, row: Row, failure: str | None) -> None:
         submission = None
     if submission is not None and submission.extension is not None:
         row.extended_until = f"{submission.duedate:%Y-%m-%d %H:%M} UTC"
+    if submission is not None and submission.timestamp is not None:
+        row.submitted = f"{submission.timestamp:%Y-%m-%d %H:%M} UTC"
+        if late := submission.total_seconds_late:
+            row.late_by = duration(late)
     graded = any((root / "autograded" / row.student / row.assignment).glob("*.ipynb"))
     if failure is not None or submission is None or not graded:
         row.status = f"{FAILED}: {failure or 'not graded yet (run make grade)'}"
         return
     grades = [g for nb in submission.notebooks for g in nb.grades]
     row.hand_pending = float(sum(g.max_score for g in grades if g.needs_manual_grade))
-    row.score = float(submission.score)
+    row.penalty = float(submission.late_submission_penalty or 0.0)
+    row.score = max(0.0, float(submission.score) - row.penalty)  # as nbgrader exports it
     row.status = WAITING if row.hand_pending else GRADED
+
+
+def duration(seconds: float) -> str:
+    """A lateness as a person reads it: ``2 d 3 h``, ``5 h 10 min``, ``1 min``."""
+    minutes = max(1, -(-int(seconds) // 60))  # a late second is a late minute
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def lateness(row: Row) -> str:
+    """What the summary says after a row's status about its time: late by how long and
+    the penalty, and the LMS's marker, both where they disagree."""
+    said = []
+    if row.late_by:
+        penalty = f"penalty {row.penalty:g} points" if row.penalty else "no penalty"
+        said.append(f"late by {row.late_by}, {penalty}")
+    if row.late:
+        on_time = " but on time for the due date" if row.submitted and not row.late_by else ""
+        said.append(f"late in the LMS{on_time}")
+    elif row.late_by and row.in_lms:
+        said.append("not marked late in the LMS")
+    return "".join(f" ({what})" for what in said)
 
 
 def set_due_date(root: Path, aid: str, when: str) -> str:
@@ -129,16 +172,22 @@ def grant_extension(root: Path, aid: str, student: str, until: str) -> str:
     moment = _moment(until)
     with Gradebook(gradebook_url(root)) as gb:
         try:
-            due = gb.find_assignment(aid).duedate
+            assignment = gb.find_assignment(aid)
+            due, recorded = assignment.duedate, bool(assignment.notebooks)
         except MissingEntry:
-            due = None
-        if due is None:
-            raise CourseError(
-                f"{aid} has no due date to extend: set it first (make due ASSIGNMENT={aid} "
-                "WHEN='2027-01-15 17:00 UTC')"
-            )
-        if moment <= due:
-            raise CourseError(f"{until} is not after {aid}'s due date ({due:%Y-%m-%d %H:%M} UTC)")
+            due, recorded = None, False
+    if due is None:
+        raise CourseError(
+            f"{aid} has no due date to extend: set it first (make due ASSIGNMENT={aid} "
+            "WHEN='2027-01-15 17:00 UTC')"
+        )
+    if moment <= due:
+        raise CourseError(f"{until} is not after {aid}'s due date ({due:%Y-%m-%d %H:%M} UTC)")
+    if not recorded and (root / "solutions" / aid).is_dir():
+        # the notebooks go into the gradebook first: nbgrader refuses to record them
+        # once the assignment has a submission (here, the extension's)
+        sync_gradebook(root, aid)
+    with Gradebook(gradebook_url(root)) as gb:
         gb.update_or_create_student(student)
         gb.update_or_create_submission(aid, student, extension=moment - due)
     return f"{moment:%Y-%m-%d %H:%M} UTC"
