@@ -85,7 +85,7 @@ c.FileNameCollectorPlugin.named_regexp = (
 
 # A submission after its due date (an extension moves the student's) loses what nbgrader's
 # LateSubmissionPlugin takes: SEQLAB_LATE_PENALTY=none (the default: it is only shown as
-# late) or zero (the points it has when graded are taken off: it counts 0). It is decided
-# when the submission is graded: after moving a due date or giving an extension, grade
-# again (make grade REGRADE=1).
+# late) or zero (its points are taken off: it counts 0). nbgrader decides it when it
+# grades; the kit decides it again when a due date or an extension changes and at every
+# `make grade` (seqlab.kit.report.apply_late_penalties).
 c.LateSubmissionPlugin.penalty_method = os.environ.get("SEQLAB_LATE_PENALTY", "none")

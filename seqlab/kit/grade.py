@@ -42,7 +42,14 @@ from seqlab.kit.course import (
     sync_gradebooks,
 )
 from seqlab.kit.plugins import RUNAWAY
-from seqlab.kit.report import Row, grade_table, lateness, record_failures, write_reports
+from seqlab.kit.report import (
+    Row,
+    apply_late_penalties,
+    grade_table,
+    lateness,
+    record_failures,
+    write_reports,
+)
 
 
 @dataclass
@@ -421,8 +428,16 @@ def grade(
 
 
 def finish_reports(root: Path, summary: Summary, ids: list[str]) -> None:
-    """After grading: remember the failures, and write the grade table and the LMS file."""
+    """After grading: remember the failures, bring late penalties up to date, and write the
+    grade table and the LMS file."""
     record_failures(root, summary.failed, summary.graded)
+    # late penalties against today's due dates, extensions and hand grades: where one
+    # changed since nbgrader graded, the feedback and grades.csv are written again
+    changed = apply_late_penalties(root, ids)
+    for aid in sorted(changed):
+        generate_feedback(root, aid)
+    if changed:
+        export_grades(root)
     summary.table = grade_table(root, ids)
     write_reports(root, summary.table)
 

@@ -26,10 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import AssignLatePenalties
 from nbgrader.utils import parse_utc
 
 from seqlab.kit.course import (
     CourseError,
+    config,
     gradebook_url,
     lms_records,
     submissions,
@@ -163,6 +165,7 @@ def set_due_date(root: Path, aid: str, when: str) -> str:
     due = _moment(when)
     with Gradebook(gradebook_url(root)) as gb:
         gb.update_or_create_assignment(aid, duedate=due)
+    apply_late_penalties(root, [aid])  # the submissions graded already
     return f"{due:%Y-%m-%d %H:%M} UTC"
 
 
@@ -190,7 +193,36 @@ def grant_extension(root: Path, aid: str, student: str, until: str) -> str:
     with Gradebook(gradebook_url(root)) as gb:
         gb.update_or_create_student(student)
         gb.update_or_create_submission(aid, student, extension=moment - due)
+    apply_late_penalties(root, [aid])
     return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def apply_late_penalties(root: Path, ids: list[str]) -> set[str]:
+    """nbgrader's late penalty of every graded submission of ``ids``, computed anew from the
+    due date and extension the gradebook has now and the score the submission has now
+    (hand grades included), with the plugin the course configures (SEQLAB_LATE_PENALTY).
+    nbgrader computes it once, when it autogrades; a due date moved or an extension given
+    afterwards, or a hand grade, would leave it stale. Returns the assignments changed."""
+    assigner = AssignLatePenalties(config=config(root))
+    assigner.init_plugin()
+    changed = set()
+    with Gradebook(gradebook_url(root)) as gb:
+        for aid in ids:
+            for submission in gb.assignment_submissions(aid):
+                late = submission.total_seconds_late
+                for notebook in submission.notebooks:
+                    penalty = None
+                    if late > 0:
+                        penalty = assigner.plugin_inst.late_submission_penalty(
+                            submission.student.id, notebook.score, late
+                        )
+                    if penalty is not None:  # nbgrader's bounds: 0 to the notebook's score
+                        penalty = min(max(float(penalty), 0.0), float(notebook.score))
+                    if (notebook.late_submission_penalty or None) != (penalty or None):
+                        notebook.late_submission_penalty = penalty
+                        changed.add(aid)
+        gb.db.commit()
+    return changed
 
 
 def _moment(text: str):

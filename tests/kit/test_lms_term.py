@@ -11,12 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import zipfile
 from datetime import datetime
 
 import nbformat
 import pytest
-from course_helpers import fill, release_notebook, run, scratch_course, solution_answers
+from course_helpers import (
+    REPO,
+    env,
+    fill,
+    release_notebook,
+    run,
+    scratch_course,
+    solution_answers,
+)
 
 from seqlab.kit import course, report
 
@@ -210,3 +219,42 @@ def test_the_summary_says_both_the_time_and_the_lms_marker():
     assert [report.duration(s) for s in (1, 60, 61, 3600 * 5 + 600, 86400 * 2 + 3600 * 3)] == [
         "1 min", "1 min", "2 min", "5 h 10 min", "2 d 3 h"
     ]  # fmt: skip
+
+
+def test_a_due_date_or_extension_given_after_grading_updates_the_penalty(tmp_path, monkeypatch):
+    """nbgrader decides a late penalty when it autogrades; the kit decides it again from
+    the gradebook's dates and scores whenever they change (no grading run here: a
+    gradebook as autograde leaves it, written with nbgrader's API)."""
+    monkeypatch.setenv("PATH", env()["PATH"])  # a new gradebook runs alembic from PATH
+    monkeypatch.setenv("SEQLAB_LATE_PENALTY", "zero")
+    root = tmp_path / "course"
+    root.mkdir()
+    shutil.copy2(REPO / "nbgrader_config.py", root)
+    for folder in ("submitted", "autograded"):  # what the grade table looks for
+        (root / folder / "1001" / "hw").mkdir(parents=True)
+        (root / folder / "1001" / "hw" / "hw.ipynb").write_text("{}")
+    with course.Gradebook(course.gradebook_url(root)) as gb:
+        gb.add_assignment("hw")
+        gb.add_notebook("hw", "hw")
+        gb.add_grade_cell("test_f", "hw", "hw", max_score=2.0, cell_type="code")
+        gb.add_student("1001")
+        gb.add_submission("hw", "1001", timestamp=datetime(2027, 1, 16, 12, 0))
+        gb.find_grade("test_f", "hw", "hw", "1001").auto_score = 2.0
+        gb.db.commit()
+
+    def penalty() -> float | None:
+        with course.Gradebook(course.gradebook_url(root)) as gb:
+            return gb.find_submission_notebook("hw", "hw", "1001").late_submission_penalty
+
+    assert penalty() is None  # graded before any due date: on time
+    report.set_due_date(root, "hw", "2027-01-15 17:00 UTC")
+    assert penalty() == 2.0  # 19 h late: zero points
+    (row,) = report.grade_table(root, ["hw"])
+    assert (row.late_by, row.penalty, row.score) == ("19 h 0 min", 2.0, 0.0)
+    report.grant_extension(root, "hw", "1001", "2027-01-17 17:00 UTC")
+    assert penalty() is None
+    (row,) = report.grade_table(root, ["hw"])
+    assert (row.late_by, row.penalty, row.score) == ("", 0.0, 2.0)
+    monkeypatch.setenv("SEQLAB_LATE_PENALTY", "none")
+    report.set_due_date(root, "hw", "2027-01-10 17:00 UTC")  # late again, but no penalty
+    assert penalty() is None
