@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -198,7 +199,7 @@ def _include(app: Sphinx, docname: str, m: re.Match) -> str:
     options = dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", m["options"], re.MULTILINE))
     path = Path(app.srcdir, PurePosixPath(docname).parent, m["path"]).resolve()
     code, _ = LiteralIncludeReader(str(path), options, app.config).read()
-    return f"```{options.get('language', '')}\n{code.rstrip()}\n```"
+    return f"```{options.get('language', '')}\n{textwrap.dedent(code).rstrip()}\n```"
 
 
 def _executed(app: Sphinx, docname: str) -> bool:
