@@ -27,7 +27,7 @@ from seqlab.kit import cluster, sandbox
 from seqlab.kit.course import CourseError, assignments, collect_zip, find_root, mark_scheme, release
 from seqlab.kit.demo import demo_class
 from seqlab.kit.grade import grade, print_summary
-from seqlab.kit.report import grant_extension, set_due_date
+from seqlab.kit.report import check_late_penalty, grant_extension, set_due_date
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         root = find_root()
+        if args.command in ("grade", "due", "extension"):
+            check_late_penalty()  # before any work: nbgrader would fail halfway
         if args.command == "release":
             for path in release(root, args.ids or None):
                 print(f"released {path.relative_to(root)}")

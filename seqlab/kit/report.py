@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -195,6 +196,21 @@ def grant_extension(root: Path, aid: str, student: str, until: str) -> str:
         gb.update_or_create_submission(aid, student, extension=moment - due)
     apply_late_penalties(root, [aid])
     return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+LATE_PENALTY = "SEQLAB_LATE_PENALTY"  # nbgrader's penalty_method: none (the default) or zero
+
+
+def check_late_penalty() -> str:
+    """The late penalty the course's nbgrader_config.py will give nbgrader, checked before
+    anything is graded: nbgrader itself would fail in the middle of autograding."""
+    method = os.environ.get(LATE_PENALTY, "none")
+    if method not in ("none", "zero"):
+        raise CourseError(
+            f"{LATE_PENALTY}={method!r} is not a late penalty: use none (late is only shown) "
+            "or zero (a late submission scores 0)"
+        )
+    return method
 
 
 def apply_late_penalties(root: Path, ids: list[str]) -> set[str]:

@@ -258,3 +258,11 @@ def test_a_due_date_or_extension_given_after_grading_updates_the_penalty(tmp_pat
     monkeypatch.setenv("SEQLAB_LATE_PENALTY", "none")
     report.set_due_date(root, "hw", "2027-01-10 17:00 UTC")  # late again, but no penalty
     assert penalty() is None
+
+
+def test_an_unknown_late_penalty_stops_before_any_grading(monkeypatch):
+    monkeypatch.setenv(report.LATE_PENALTY, "half")
+    with pytest.raises(course.CourseError, match="SEQLAB_LATE_PENALTY='half' is not a late"):
+        report.check_late_penalty()
+    monkeypatch.setenv(report.LATE_PENALTY, "zero")
+    assert report.check_late_penalty() == "zero"
