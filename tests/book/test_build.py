@@ -97,8 +97,13 @@ def test_every_chapter_with_an_exercise_is_checked_here():
 
 
 def test_book_builds_without_warnings(build):
-    process, _ = build
-    assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-4000:]
+    process, html = build
+    # a page whose code failed: myst-nb saves the traceback beside the book
+    tracebacks = "".join(
+        f"\n--- {log.relative_to(html)}\n{log.read_text(errors='replace')[-3000:]}"
+        for log in sorted((html / "reports").rglob("*.err.log"))
+    )
+    assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-4000:] + tracebacks
     assert "WARNING:" not in process.stdout + process.stderr  # Sphinx's warnings
 
 
