@@ -71,10 +71,10 @@ def test_the_prose_shows_what_the_book_shows_not_myst(html_dir, chapter):
         assert " ".join(value.split()) in flat, (key, value)
     # figure numbers and citations as the built page has them
     page = _page_text(html_dir, chapter)
+    html_page = (html_dir / "book" / f"{chapter}.html").read_text(encoding="utf-8")
     for label in NUMREF.findall(source):
         number = re.search(
-            rf'href="#{re.escape(label)}"><span class="std std-numref">([^<]+)</span>',
-            (html_dir / "book" / f"{chapter}.html").read_text(encoding="utf-8"),
+            rf'href="#{re.escape(label)}"><span class="std std-numref">([^<]+)</span>', html_page
         )
         assert number and number[1] in flat, label
     cited = re.findall(r"\[([^\[\]]*?\d{4}[a-z]?)\]", flat)  # [Bengio et al., 1994]
